@@ -1,0 +1,119 @@
+//! Request and response bodies of the REST API (`docs/api.md`).
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use crate::{AgentKind, Approval, Decision, Message, Session};
+
+/// `GET /health`.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct Health {
+    /// Always `ok` when the hub answers.
+    pub status: String,
+    /// Hub version.
+    pub version: String,
+    /// Seconds since the hub started.
+    pub uptime_s: u64,
+}
+
+/// `GET /api/sessions`.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct SessionList {
+    /// Newest first.
+    pub sessions: Vec<Session>,
+}
+
+/// `GET /api/sessions/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct SessionResponse {
+    /// The session.
+    pub session: Session,
+}
+
+/// `POST /api/sessions`: register a new session (used by `hapi claude`).
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct CreateSession {
+    /// The wrapped agent.
+    pub agent: AgentKind,
+    /// Working directory of the agent.
+    pub cwd: String,
+}
+
+/// Answer to [`CreateSession`].
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct CreatedSession {
+    /// The new session.
+    pub session: Session,
+    /// Session-scoped token for the wrapper's WebSocket. Shown once; the hub keeps
+    /// only its hash.
+    pub token: String,
+}
+
+/// `GET /api/sessions/{id}/messages`.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct MessagePage {
+    /// Ascending by `seq`.
+    pub messages: Vec<Message>,
+    /// Whether more messages exist beyond this page in the direction asked.
+    pub has_more: bool,
+}
+
+/// `POST /api/sessions/{id}/messages`.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct SendMessage {
+    /// The prompt.
+    pub text: String,
+}
+
+/// Answer to accepted commands (prompt, abort, stop): the command is committed to
+/// the session's outbox and is delivered, in order, when the session is connected.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct Accepted {
+    /// Whether the session was connected when the command was accepted.
+    pub delivered_now: bool,
+}
+
+/// `GET /api/approvals`.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ApprovalList {
+    /// Oldest first.
+    pub approvals: Vec<Approval>,
+}
+
+/// `POST /api/approvals/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct DecideApproval {
+    /// The decision.
+    pub decision: Decision,
+    /// Optional note passed to the agent (shown as the denial reason).
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// Answer to [`DecideApproval`].
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ApprovalResponse {
+    /// The approval as it is now.
+    pub approval: Approval,
+}
+
+/// `POST /api/events/ticket`: a short-lived, single-use ticket for `?ticket=`,
+/// because `EventSource` cannot send an `Authorization` header.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct EventTicket {
+    /// The ticket.
+    pub ticket: String,
+    /// Seconds until it expires unused.
+    pub expires_in_s: u64,
+}

@@ -1,0 +1,43 @@
+//! The one error shape on the wire: `{"error":{"code","message"}}`.
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+/// Stable, machine-readable error codes. Clients branch on these, never on the
+/// message text, so a code is never renamed once shipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum ErrorCode {
+    /// The body is not valid JSON or a field has the wrong type or value.
+    InvalidRequest,
+    /// No or a wrong bearer token, or an expired or used ticket.
+    Unauthorized,
+    /// The id in the path does not exist.
+    NotFound,
+    /// The approval was already decided; the first decision stands.
+    AlreadyDecided,
+    /// The session has ended and takes no more prompts.
+    SessionEnded,
+    /// The request body is larger than the hub accepts.
+    PayloadTooLarge,
+    /// Something failed inside the hub; the request may be retried.
+    Internal,
+}
+
+/// Body of every error response.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ErrorResponse {
+    /// The error itself.
+    pub error: ErrorBody,
+}
+
+/// Code and human-readable message of an error.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ErrorBody {
+    /// Stable code.
+    pub code: ErrorCode,
+    /// Explanation for a person; may change between versions.
+    pub message: String,
+}

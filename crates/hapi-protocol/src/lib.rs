@@ -1,0 +1,24 @@
+//! Wire types of HAPI Desktop.
+//!
+//! Everything that crosses a process boundary is defined here once: the hub's REST
+//! and event-stream payloads (read by the web UI, the phone and the CLI) and the
+//! frames a session wrapper exchanges with the hub over its WebSocket. The web UI
+//! gets these as TypeScript through ts-rs (`ui/src/generated/`), never by hand.
+#![deny(missing_docs)]
+
+mod api;
+mod error;
+mod event;
+mod session;
+mod update;
+mod wire;
+
+pub use api::*;
+pub use error::*;
+pub use event::*;
+pub use session::*;
+pub use update::*;
+pub use wire::*;
+
+/// Version of this build, shared by the hub's `/health` and `hapi --version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
