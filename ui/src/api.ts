@@ -1,0 +1,114 @@
+// Typed client for the hub's HTTP API. Wire types come from Rust (ts-rs).
+import type { Approval } from "./generated/Approval";
+import type { ApprovalList } from "./generated/ApprovalList";
+import type { ApprovalResponse } from "./generated/ApprovalResponse";
+import type { DecideApproval } from "./generated/DecideApproval";
+import type { Decision } from "./generated/Decision";
+import type { ErrorCode } from "./generated/ErrorCode";
+import type { ErrorResponse } from "./generated/ErrorResponse";
+import type { EventTicket } from "./generated/EventTicket";
+import type { MessagePage } from "./generated/MessagePage";
+import type { SendMessage } from "./generated/SendMessage";
+import type { Session } from "./generated/Session";
+import type { SessionList } from "./generated/SessionList";
+import type { SessionResponse } from "./generated/SessionResponse";
+
+/** An error answer of the hub, or a network failure (`code` = "network"). */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: ErrorCode | "network",
+    message: string,
+  ) {
+    super(message);
+    this.name = "ApiError";
+  }
+}
+
+export const PAGE_SIZE = 200;
+
+function isErrorResponse(value: unknown): value is ErrorResponse {
+  if (typeof value !== "object" || value === null) return false;
+  const err = (value as { error?: unknown }).error;
+  return typeof err === "object" && err !== null && typeof (err as { code?: unknown }).code === "string";
+}
+
+export class HubApi {
+  constructor(
+    private readonly token: string,
+    /** Called on every 401, before the error is thrown. */
+    private readonly onUnauthorized: () => void,
+  ) {}
+
+  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = { Authorization: `Bearer ${this.token}` };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    let res: Response;
+    try {
+      res = await fetch(path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        cache: "no-store",
+      });
+    } catch (e) {
+      throw new ApiError(0, "network", e instanceof Error ? e.message : "network error");
+    }
+    const text = await res.text();
+    let parsed: unknown = undefined;
+    if (text) {
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = undefined;
+      }
+    }
+    if (!res.ok) {
+      if (res.status === 401) this.onUnauthorized();
+      if (isErrorResponse(parsed)) throw new ApiError(res.status, parsed.error.code, parsed.error.message);
+      throw new ApiError(res.status, res.status === 401 ? "unauthorized" : "internal", `HTTP ${res.status}`);
+    }
+    return parsed as T;
+  }
+
+  async sessions(): Promise<Session[]> {
+    return (await this.request<SessionList>("GET", "/api/sessions")).sessions;
+  }
+
+  async session(id: string): Promise<Session> {
+    return (await this.request<SessionResponse>("GET", `/api/sessions/${encodeURIComponent(id)}`)).session;
+  }
+
+  /** The `limit` messages just before `before` (ascending). */
+  messagesBefore(id: string, before: number, limit = PAGE_SIZE): Promise<MessagePage> {
+    return this.request("GET", `/api/sessions/${encodeURIComponent(id)}/messages?before=${before}&limit=${limit}`);
+  }
+
+  /** Messages with seq > `after` (ascending). */
+  messagesAfter(id: string, after: number, limit = PAGE_SIZE): Promise<MessagePage> {
+    return this.request("GET", `/api/sessions/${encodeURIComponent(id)}/messages?after=${after}&limit=${limit}`);
+  }
+
+  async sendMessage(id: string, text: string): Promise<void> {
+    const body: SendMessage = { text };
+    await this.request("POST", `/api/sessions/${encodeURIComponent(id)}/messages`, body);
+  }
+
+  async abort(id: string): Promise<void> {
+    await this.request("POST", `/api/sessions/${encodeURIComponent(id)}/abort`);
+  }
+
+  async pendingApprovals(sessionId?: string): Promise<Approval[]> {
+    const q = sessionId ? `&session_id=${encodeURIComponent(sessionId)}` : "";
+    return (await this.request<ApprovalList>("GET", `/api/approvals?state=pending${q}`)).approvals;
+  }
+
+  async decide(id: string, decision: Decision, message: string | null = null): Promise<Approval> {
+    const body: DecideApproval = { decision, message };
+    return (await this.request<ApprovalResponse>("POST", `/api/approvals/${encodeURIComponent(id)}`, body)).approval;
+  }
+
+  eventTicket(): Promise<EventTicket> {
+    return this.request("POST", "/api/events/ticket");
+  }
+}

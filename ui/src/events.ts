@@ -1,0 +1,155 @@
+// Live hub events over SSE with our own reconnect loop.
+//
+// Tickets are single use, so the browser's built-in EventSource retry would
+// fail: on any error we close the source, wait (exponential backoff), fetch a
+// fresh ticket and reopen with `after=` the last global seq we processed.
+import type { HubEvent } from "./generated/HubEvent";
+import { ApiError, type HubApi } from "./api";
+
+export type ConnectionStatus = "connecting" | "live" | "reconnecting" | "offline";
+
+/**
+ * Resume bookkeeping for the global event stream: remembers the last seq that
+ * was processed and rejects anything at or below it (replays after resume).
+ */
+export class EventCursor {
+  private last: number | null = null;
+
+  /** Last processed global seq, or null before the first event. */
+  get lastSeq(): number | null {
+    return this.last;
+  }
+
+  /** True if the event is new (and records it); false for a duplicate. */
+  accept(seq: number): boolean {
+    if (!Number.isFinite(seq)) return false;
+    if (this.last !== null && seq <= this.last) return false;
+    this.last = seq;
+    return true;
+  }
+
+  /** Query string for (re)connecting: `after=N`, or nothing on a fresh start. */
+  resumeQuery(): string {
+    return this.last === null ? "" : `&after=${this.last}`;
+  }
+}
+
+/** Exponential backoff: 0.5 s, 1 s, 2 s, ... capped at 10 s. */
+export class Backoff {
+  private attempt = 0;
+  constructor(
+    private readonly initialMs = 500,
+    private readonly maxMs = 10_000,
+  ) {}
+
+  next(): number {
+    const delay = Math.min(this.maxMs, this.initialMs * 2 ** this.attempt);
+    if (delay < this.maxMs) this.attempt += 1;
+    return delay;
+  }
+
+  reset(): void {
+    this.attempt = 0;
+  }
+}
+
+/** Parses one SSE `data:` payload; null if it is not a HubEvent. */
+export function parseHubEvent(data: string): HubEvent | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(data);
+  } catch {
+    return null;
+  }
+  if (typeof value !== "object" || value === null) return null;
+  const v = value as { seq?: unknown; type?: unknown };
+  if (typeof v.seq !== "number") return null;
+  if (v.type !== "session" && v.type !== "message" && v.type !== "approval") return null;
+  return value as HubEvent;
+}
+
+export interface EventStreamHandlers {
+  onEvent(event: HubEvent): void;
+  onStatus(status: ConnectionStatus): void;
+  /**
+   * Called when a connection opens. `resumed` is false when there was no
+   * cursor (first connection, or nothing received yet): the caller must then
+   * reload its snapshot, since events before this point were not streamed.
+   */
+  onOpen(resumed: boolean): void;
+}
+
+export class HubEventStream {
+  private readonly cursor = new EventCursor();
+  private readonly backoff = new Backoff();
+  private source: EventSource | null = null;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private stopped = false;
+  private generation = 0;
+
+  constructor(
+    private readonly api: HubApi,
+    private readonly handlers: EventStreamHandlers,
+  ) {}
+
+  start(): void {
+    this.stopped = false;
+    this.handlers.onStatus("connecting");
+    void this.connect();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.generation += 1;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.source?.close();
+    this.source = null;
+  }
+
+  private async connect(): Promise<void> {
+    const gen = ++this.generation;
+    let ticket: string;
+    try {
+      ticket = (await this.api.eventTicket()).ticket;
+    } catch (e) {
+      if (e instanceof ApiError && e.code === "unauthorized") return; // app signs out
+      this.scheduleReconnect(gen);
+      return;
+    }
+    if (this.stopped || gen !== this.generation) return;
+    const resumed = this.cursor.lastSeq !== null;
+    const url = `/api/events?ticket=${encodeURIComponent(ticket)}${this.cursor.resumeQuery()}`;
+    const source = new EventSource(url);
+    this.source = source;
+    source.addEventListener("open", () => {
+      if (gen !== this.generation) return;
+      this.backoff.reset();
+      this.handlers.onStatus("live");
+      this.handlers.onOpen(resumed);
+    });
+    const onData = (ev: MessageEvent<string>) => {
+      if (gen !== this.generation) return;
+      const event = parseHubEvent(ev.data);
+      if (event && this.cursor.accept(event.seq)) this.handlers.onEvent(event);
+    };
+    source.addEventListener("hub", onData as EventListener);
+    source.addEventListener("message", onData as EventListener);
+    source.addEventListener("error", () => {
+      if (gen !== this.generation) return;
+      source.close();
+      this.source = null;
+      this.scheduleReconnect(gen);
+    });
+  }
+
+  private scheduleReconnect(gen: number): void {
+    if (this.stopped || gen !== this.generation) return;
+    this.handlers.onStatus(navigator.onLine === false ? "offline" : "reconnecting");
+    const delay = this.backoff.next();
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      if (!this.stopped) void this.connect();
+    }, delay);
+  }
+}

@@ -1,0 +1,86 @@
+import { describe, expect, it } from "vitest";
+import {
+  applyHubEvent,
+  emptyHistory,
+  historyGapAfter,
+  initialHubState,
+  mergeMessages,
+  pendingApprovals,
+  visibleApprovals,
+  type HubState,
+} from "./hubState";
+import { approval, msg, session } from "./testFixtures";
+
+const text = (seq: number) => msg(seq, { kind: "agent_message_chunk", text: String(seq) });
+
+function withHistory(seqs: number[]): HubState {
+  return {
+    ...initialHubState,
+    sessions: { s1: session("s1", { last_seq: seqs.length ? Math.max(...seqs) : 0 }) },
+    histories: { s1: { ...emptyHistory, loaded: true, messages: seqs.map(text) } },
+  };
+}
+
+describe("mergeMessages", () => {
+  it("appends newer messages", () => {
+    expect(mergeMessages([text(1), text(2)], [text(3)]).map((m) => m.seq)).toEqual([1, 2, 3]);
+  });
+  it("dedupes and sorts overlapping pages", () => {
+    const merged = mergeMessages([text(3), text(4)], [text(1), text(2), text(3)]);
+    expect(merged.map((m) => m.seq)).toEqual([1, 2, 3, 4]);
+  });
+  it("returns the same array when nothing is new", () => {
+    const a = [text(1)];
+    expect(mergeMessages(a, [])).toBe(a);
+  });
+});
+
+describe("applyHubEvent", () => {
+  it("adds a live message to an open history once", () => {
+    let s = withHistory([1, 2]);
+    const e = { seq: 100, type: "message" as const, message: text(3) };
+    s = applyHubEvent(s, e, 0);
+    s = applyHubEvent(s, e, 0); // the same message again (e.g. also fetched by REST)
+    expect(s.histories.s1.messages.map((m) => m.seq)).toEqual([1, 2, 3]);
+    expect(s.sessions.s1.last_seq).toBe(3);
+  });
+
+  it("ignores messages of sessions that are not open", () => {
+    const s = applyHubEvent(initialHubState, { seq: 1, type: "message", message: text(1) }, 0);
+    expect(s.histories).toEqual({});
+  });
+
+  it("replaces sessions with the newer snapshot", () => {
+    let s = applyHubEvent(initialHubState, { seq: 1, type: "session", session: session("s1", { state: "working", updated_at: "2026-01-01T00:00:05Z" }) }, 0);
+    s = applyHubEvent(s, { seq: 2, type: "session", session: session("s1", { state: "idle", updated_at: "2026-01-01T00:00:06Z" }) }, 0);
+    expect(s.sessions.s1.state).toBe("idle");
+  });
+
+  it("tracks approvals: pending, then decided (never back to pending)", () => {
+    let s = applyHubEvent(initialHubState, { seq: 1, type: "approval", approval: approval("a1") }, 0);
+    expect(pendingApprovals(s).map((a) => a.id)).toEqual(["a1"]);
+    s = applyHubEvent(s, { seq: 2, type: "approval", approval: approval("a1", { state: "decided", decision: "allow_once", decided_by: "owner" }) }, 1000);
+    expect(pendingApprovals(s)).toEqual([]);
+    // A stale pending snapshot does not resurrect it.
+    s = applyHubEvent(s, { seq: 3, type: "approval", approval: approval("a1") }, 1500);
+    expect(s.approvals.a1.state).toBe("decided");
+    // Shown (with who decided) for a short while, then gone.
+    expect(visibleApprovals(s, "s1", 2000, 4000).map((a) => a.id)).toEqual(["a1"]);
+    expect(visibleApprovals(s, "s1", 6000, 4000)).toEqual([]);
+  });
+});
+
+describe("historyGapAfter", () => {
+  it("finds no gap when contiguous and up to date", () => {
+    expect(historyGapAfter(withHistory([1, 2, 3]).histories.s1, 3)).toBeNull();
+  });
+  it("finds a hole in the middle", () => {
+    expect(historyGapAfter(withHistory([1, 2, 5]).histories.s1, 5)).toBe(2);
+  });
+  it("finds a missing tail", () => {
+    expect(historyGapAfter(withHistory([1, 2]).histories.s1, 4)).toBe(2);
+  });
+  it("ignores histories that are not loaded yet", () => {
+    expect(historyGapAfter({ ...emptyHistory }, 10)).toBeNull();
+  });
+});

@@ -1,0 +1,43 @@
+// Builders for wire objects used by the unit tests.
+import type { Approval } from "./generated/Approval";
+import type { Message } from "./generated/Message";
+import type { Session } from "./generated/Session";
+import type { SessionUpdate } from "./generated/SessionUpdate";
+
+export function msg(seq: number, update: SessionUpdate, sessionId = "s1"): Message {
+  return { session_id: sessionId, seq, event_seq: seq * 10, created_at: "2026-01-01T00:00:00Z", update };
+}
+
+export function session(id: string, over: Partial<Session> = {}): Session {
+  return {
+    id,
+    agent: "claude",
+    cwd: "/home/ann/src/demo",
+    state: "idle",
+    pending_approvals: 0,
+    last_seq: 0,
+    created_at: "2026-01-01T00:00:00Z",
+    updated_at: "2026-01-01T00:00:00Z",
+    ...over,
+  };
+}
+
+export function approval(id: string, over: Partial<Approval> = {}): Approval {
+  return {
+    id,
+    session_id: "s1",
+    tool: "Bash",
+    input: { command: "echo hi > out.txt" },
+    options: [
+      { id: "o1", kind: "allow_once" },
+      { id: "o2", kind: "reject_once" },
+    ],
+    state: "pending",
+    decision: null,
+    decided_by: null,
+    message: null,
+    created_at: "2026-01-01T00:00:00Z",
+    decided_at: null,
+    ...over,
+  };
+}

@@ -1,0 +1,119 @@
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
+import { reduceConversation } from "../conversation";
+import { DECIDED_CARD_MS, errorText, useNow, type HubStore } from "../hub";
+import { emptyHistory, visibleApprovals, type HubState } from "../hubState";
+import { agentLabel, projectName } from "../sessionFormat";
+import { ApprovalCard } from "./ApprovalCard";
+import { Composer } from "./Composer";
+import { Conversation } from "./Conversation";
+import { StateBadge } from "./StateBadge";
+
+const NEAR_BOTTOM_PX = 80;
+
+export function SessionView(props: { store: HubStore; state: HubState; sessionId: string }) {
+  const { store, state, sessionId } = props;
+  const session = state.sessions[sessionId];
+  const history = state.histories[sessionId] ?? emptyHistory;
+  const now = useNow(1000);
+  const items = useMemo(() => reduceConversation(history.messages), [history.messages]);
+  const cards = visibleApprovals(state, sessionId, now, DECIDED_CARD_MS);
+  const [abortState, setAbortState] = useState<{ busy: boolean; error: string | null }>({ busy: false, error: null });
+
+  useEffect(() => {
+    void store.openSession(sessionId);
+  }, [store, sessionId]);
+
+  // Scrolling: stay pinned to the bottom while the user is there; keep the
+  // visible content still when older history is prepended.
+  const scroller = useRef<HTMLDivElement>(null);
+  const pinned = useRef(true);
+  const prevHeight = useRef(0);
+  const prevFirstSeq = useRef<number | null>(null);
+  const firstSeq = history.messages.length ? history.messages[0].seq : null;
+
+  useLayoutEffect(() => {
+    const el = scroller.current;
+    if (!el) return;
+    if (prevFirstSeq.current !== null && firstSeq !== null && firstSeq < prevFirstSeq.current) {
+      el.scrollTop += el.scrollHeight - prevHeight.current;
+    } else if (pinned.current) {
+      el.scrollTop = el.scrollHeight;
+    }
+    prevHeight.current = el.scrollHeight;
+    prevFirstSeq.current = firstSeq;
+  }, [items, cards.length, firstSeq]);
+
+  const onScroll = () => {
+    const el = scroller.current;
+    if (!el) return;
+    pinned.current = el.scrollHeight - el.scrollTop - el.clientHeight < NEAR_BOTTOM_PX;
+    if (el.scrollTop < 120 && history.hasOlder && !history.loadingOlder) void store.loadOlder(sessionId);
+  };
+
+  const abort = async () => {
+    setAbortState({ busy: true, error: null });
+    try {
+      await store.api.abort(sessionId);
+      setAbortState({ busy: false, error: null });
+    } catch (e) {
+      setAbortState({ busy: false, error: errorText(e) });
+    }
+  };
+
+  return (
+    <section class="session-view" aria-label="Session">
+      <div class="session-header">
+        <a class="back" href="#/" aria-label="Back to sessions">
+          ‹ Sessions
+        </a>
+        <div class="session-title">
+          <h2>{session ? projectName(session.cwd) : "Session"}</h2>
+          {session && (
+            <span class="session-cwd" title={session.cwd}>
+              {agentLabel(session)} · {session.cwd}
+            </span>
+          )}
+        </div>
+        {session && <StateBadge state={session.state} />}
+        {session?.state === "working" && (
+          <button type="button" class="danger" onClick={abort} disabled={abortState.busy} data-testid="abort">
+            {abortState.busy ? "Aborting…" : "Abort"}
+          </button>
+        )}
+      </div>
+      {abortState.error && (
+        <div class="banner error" role="alert">
+          Abort failed: {abortState.error}
+        </div>
+      )}
+      <div class="conversation-scroll" ref={scroller} onScroll={onScroll}>
+        {history.hasOlder && (
+          <div class="older">
+            <button type="button" class="link" onClick={() => void store.loadOlder(sessionId)} disabled={history.loadingOlder}>
+              {history.loadingOlder ? "Loading…" : "Load earlier messages"}
+            </button>
+          </div>
+        )}
+        {!history.loaded && history.loadingOlder && <p class="muted pad">Loading conversation…</p>}
+        {history.error && (
+          <div class="banner error" role="alert">
+            {history.error}{" "}
+            <button type="button" class="link" onClick={() => store.retrySession(sessionId)}>
+              Retry
+            </button>
+          </div>
+        )}
+        {history.loaded && items.length === 0 && <p class="muted pad">Nothing here yet.</p>}
+        <Conversation items={items} />
+        {cards.length > 0 && (
+          <div class="approvals" aria-label="Pending approvals">
+            {cards.map((a) => (
+              <ApprovalCard key={a.id} approval={a} store={store} />
+            ))}
+          </div>
+        )}
+      </div>
+      <Composer store={store} sessionId={sessionId} session={session} />
+    </section>
+  );
+}
