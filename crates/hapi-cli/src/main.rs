@@ -1,1 +1,70 @@
-fn main() {}
+//! `hapi`: run the hub, print credentials, and run agent sessions.
+mod claude;
+mod hub;
+mod hub_client;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "hapi", version = hapi_protocol::VERSION, about = "Run, watch and steer local AI coding agents")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the hub (HTTP API, live events and the web UI) in the foreground.
+    Hub(hub::HubArgs),
+    /// Credentials.
+    Auth {
+        #[command(subcommand)]
+        command: AuthCommand,
+    },
+    /// Run a Claude Code session driven through the hub, in the foreground.
+    Claude(claude::ClaudeArgs),
+}
+
+#[derive(Subcommand)]
+enum AuthCommand {
+    /// Print the owner token (created on first use) for signing in to the UI.
+    Token,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Hub(args) => runtime.block_on(hub::run(args)),
+        Command::Auth { command: AuthCommand::Token } => hub::print_token(),
+        Command::Claude(args) => {
+            let code = runtime.block_on(claude::run(args))?;
+            std::process::exit(code);
+        }
+    }
+}
+
+/// Logs go to stderr, so stdout stays for what a command prints for scripts.
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HAPI_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("cannot install the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,1 +1,178 @@
-//! placeholder
+//! The HAPI hub: one owner's sessions, approvals and live events over HTTP.
+//!
+//! It is a library so that `hapi hub`, the desktop app and the tests all run the
+//! same server: build an [`AppState`] with [`AppState::open`], then call
+//! [`serve`] with a bound listener and a shutdown future (or mount [`router`]).
+#![deny(missing_docs)]
+
+mod assets;
+pub mod auth;
+mod config;
+mod error;
+mod links;
+mod routes;
+mod writer;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use hapi_store::Store;
+use tokio::net::TcpListener;
+
+pub use config::{HubConfig, HubConfigError};
+pub use error::ApiError;
+pub use writer::{LiveEvent, Writer};
+
+use links::Links;
+
+/// Everything that can stop the hub from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Store(#[from] hapi_store::StoreError),
+    /// `$HAPI_HOME` or a file in it could not be used.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Shared state of a running hub. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: HubConfig,
+    store: Arc<Store>,
+    writer: Writer,
+    auth: auth::Auth,
+    links: Links,
+    machine_id: String,
+    started: Instant,
+}
+
+impl AppState {
+    /// Opens the database in `config.home`, loads (or creates) the owner token and
+    /// starts the writer.
+    pub fn open(config: HubConfig) -> Result<Self, HubError> {
+        let io = |what: &str| {
+            let what = what.to_owned();
+            move |source| HubError::Io { what, source }
+        };
+        std::fs::create_dir_all(&config.home).map_err(io(&format!("cannot create {}", config.home.display())))?;
+        let owner_token = match &config.owner_token {
+            Some(token) => token.clone(),
+            None => auth::load_or_create_owner_token(&config.home).map_err(io("cannot read or create the owner token"))?,
+        };
+        let store = Arc::new(Store::open(config.db_path(), config.durability)?);
+        let writer = Writer::start(&store)?;
+        let machine_id = machine_id(&config.home).map_err(io("cannot read or create machine-id"))?;
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                auth: auth::Auth::new(&owner_token),
+                config,
+                store,
+                writer,
+                links: Links::default(),
+                machine_id,
+                started: Instant::now(),
+            }),
+        })
+    }
+
+    /// The configuration the hub runs with.
+    pub fn config(&self) -> &HubConfig {
+        &self.inner.config
+    }
+
+    /// The database.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.inner.store
+    }
+
+    /// The single writer.
+    pub fn writer(&self) -> &Writer {
+        &self.inner.writer
+    }
+
+    pub(crate) fn auth(&self) -> &auth::Auth {
+        &self.inner.auth
+    }
+
+    pub(crate) fn links(&self) -> &Links {
+        &self.inner.links
+    }
+
+    pub(crate) fn machine_id(&self) -> &str {
+        &self.inner.machine_id
+    }
+
+    pub(crate) fn uptime_s(&self) -> u64 {
+        self.inner.started.elapsed().as_secs()
+    }
+
+    /// Runs a read on a pooled connection off the async runtime.
+    pub(crate) async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&hapi_store::rusqlite::Connection) -> hapi_store::Result<T> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let store = self.inner.store.clone();
+        tokio::task::spawn_blocking(move || store.read(f))
+            .await
+            .map_err(|e| ApiError::internal(format!("read task failed: {e}")))?
+            .map_err(ApiError::from)
+    }
+}
+
+/// A stable id for this machine, kept in `$HAPI_HOME/machine-id`.
+fn machine_id(home: &std::path::Path) -> std::io::Result<String> {
+    let path = home.join("machine-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_owned()),
+        _ => {
+            let id = uuid::Uuid::now_v7().to_string();
+            std::fs::write(&path, &id)?;
+            Ok(id)
+        }
+    }
+}
+
+/// The hub's routes: `/health`, `/api/...` and the web UI.
+pub fn router(state: AppState) -> Router {
+    routes::router(state)
+}
+
+/// Serves the hub on `listener` until `shutdown` resolves, then drains in-flight
+/// requests. Registers this machine first.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), HubError> {
+    let host = hostname();
+    let id = state.machine_id().to_owned();
+    state
+        .writer()
+        .write(move |tx| hapi_store::ensure_machine(tx, &id, &host).map(|()| ((), Vec::new())))
+        .await?;
+    let app = router(state).into_make_service();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|source| HubError::Io { what: "server failed".into(), source })
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "localhost".into())
+}

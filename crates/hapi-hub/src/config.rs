@@ -1,0 +1,116 @@
+//! Typed hub configuration. Every path and port can be set by environment
+//! (HAPI's names), and the CLI's flags override the environment.
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use hapi_store::Durability;
+
+/// Default port, as in HAPI.
+pub const DEFAULT_PORT: u16 = 3006;
+
+/// A configuration value that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum HubConfigError {
+    /// An environment variable holds something unusable.
+    #[error("{var}={value:?} is invalid: {reason}")]
+    Invalid {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+        /// Why it is unusable.
+        reason: String,
+    },
+    /// No home directory to default `$HAPI_HOME` to.
+    #[error("cannot find the home directory; set HAPI_HOME")]
+    NoHome,
+}
+
+/// How the hub runs.
+#[derive(Clone)]
+pub struct HubConfig {
+    /// Data directory (`$HAPI_HOME`, default `~/.hapi`).
+    pub home: PathBuf,
+    /// Address to listen on (`HAPI_LISTEN_HOST`, `HAPI_LISTEN_PORT`; default 127.0.0.1:3006).
+    pub listen: SocketAddr,
+    /// Owner token from `CLI_API_TOKEN`; `None` means the token file in `home`.
+    pub owner_token: Option<String>,
+    /// COMMIT durability (`HAPI_DB_SYNC=normal|full`).
+    pub durability: Durability,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+}
+
+impl std::fmt::Debug for HubConfig {
+    // Hand-written so the owner token never reaches a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubConfig")
+            .field("home", &self.home)
+            .field("listen", &self.listen)
+            .field("owner_token", &self.owner_token.as_ref().map(|_| "<redacted>"))
+            .field("durability", &self.durability)
+            .field("body_limit", &self.body_limit)
+            .finish()
+    }
+}
+
+impl HubConfig {
+    /// Reads the configuration from the environment.
+    pub fn from_env() -> Result<Self, HubConfigError> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let home = match var("HAPI_HOME") {
+            Some(home) => PathBuf::from(home),
+            None => PathBuf::from(var("HOME").ok_or(HubConfigError::NoHome)?).join(".hapi"),
+        };
+        let host: IpAddr = match var("HAPI_LISTEN_HOST") {
+            Some(v) => v.parse().map_err(|e: std::net::AddrParseError| HubConfigError::Invalid {
+                var: "HAPI_LISTEN_HOST",
+                value: v.clone(),
+                reason: format!("{e} (give an IP address such as 127.0.0.1)"),
+            })?,
+            None => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        };
+        let port: u16 = match var("HAPI_LISTEN_PORT") {
+            Some(v) => v.parse().map_err(|_| HubConfigError::Invalid {
+                var: "HAPI_LISTEN_PORT",
+                value: v.clone(),
+                reason: "not a port number (0-65535)".into(),
+            })?,
+            None => DEFAULT_PORT,
+        };
+        let durability = match var("HAPI_DB_SYNC").as_deref() {
+            None | Some("normal") => Durability::Normal,
+            Some("full") => Durability::Full,
+            Some(other) => {
+                return Err(HubConfigError::Invalid {
+                    var: "HAPI_DB_SYNC",
+                    value: other.into(),
+                    reason: "expected `normal` or `full`".into(),
+                });
+            }
+        };
+        Ok(HubConfig {
+            home,
+            listen: SocketAddr::new(host, port),
+            owner_token: var("CLI_API_TOKEN"),
+            durability,
+            body_limit: 1024 * 1024,
+        })
+    }
+
+    /// A configuration for tests and embedding: `home`, 127.0.0.1:0, token file.
+    pub fn for_home(home: impl Into<PathBuf>) -> Self {
+        HubConfig {
+            home: home.into(),
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            owner_token: None,
+            durability: Durability::Normal,
+            body_limit: 1024 * 1024,
+        }
+    }
+
+    /// The SQLite database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.home.join("hapi.db")
+    }
+}

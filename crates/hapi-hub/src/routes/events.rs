@@ -1,0 +1,151 @@
+//! The live event stream, over SSE (`/api/events`) and WebSocket
+//! (`/api/events/ws`), resumable from any sequence number.
+//!
+//! Gap-free resume: a follower subscribes to live events *before* reading the
+//! log from SQLite, so every event is either in the log it reads or in its
+//! subscription (or both, and then it is skipped by `seq`). If the subscription
+//! falls behind, the follower goes back to the log from the last `seq` it sent.
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::Stream;
+use hapi_protocol::EventTicket;
+use serde::Deserialize;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt as _;
+
+use crate::auth::TICKET_TTL;
+use crate::error::{ApiError, ApiQuery};
+use crate::{AppState, LiveEvent};
+
+/// Events read from the log per query while catching up.
+const REPLAY_PAGE: u32 = 2000;
+/// Comment lines keep idle proxies and tunnels from closing the stream.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+
+#[derive(Deserialize)]
+pub(super) struct StreamQuery {
+    after: Option<u64>,
+}
+
+/// Where to resume: `Last-Event-ID` (sent by a reconnecting `EventSource`) wins
+/// over `?after=`.
+fn resume_point(headers: &HeaderMap, q: &StreamQuery) -> Result<u64, ApiError> {
+    match headers.get("last-event-id") {
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| ApiError::invalid("Last-Event-ID must be an event sequence number")),
+        None => Ok(q.after.unwrap_or(0)),
+    }
+}
+
+pub(super) async fn ticket(State(state): State<AppState>) -> Json<EventTicket> {
+    Json(EventTicket { ticket: state.auth().issue_ticket(), expires_in_s: TICKET_TTL.as_secs() })
+}
+
+pub(super) async fn sse(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<StreamQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let after = resume_point(&headers, &q)?;
+    let stream = ReceiverStream::new(follow(state, after))
+        .map(|ev| Ok(Event::default().id(ev.seq.to_string()).event("hub").data(&ev.json)));
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat")))
+}
+
+pub(super) async fn websocket(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<StreamQuery>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let after = resume_point(&headers, &q)?;
+    Ok(upgrade.on_upgrade(move |socket| pump_websocket(socket, follow(state, after))).into_response())
+}
+
+async fn pump_websocket(mut socket: WebSocket, mut events: mpsc::Receiver<Arc<LiveEvent>>) {
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    heartbeat.tick().await;
+    loop {
+        tokio::select! {
+            ev = events.recv() => {
+                let Some(ev) = ev else { break };
+                if socket.send(WsMessage::Text(ev.json.clone().into())).await.is_err() {
+                    break;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+            _ = heartbeat.tick() => {
+                if socket.send(WsMessage::Ping(Vec::new().into())).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Streams every event with `seq > after`, first from the log, then live. The
+/// task ends when the receiver is dropped.
+pub(crate) fn follow(state: AppState, after: u64) -> mpsc::Receiver<Arc<LiveEvent>> {
+    let (tx, rx) = mpsc::channel(256);
+    tokio::spawn(async move {
+        let mut last = after;
+        'resume: loop {
+            let mut live = state.writer().subscribe();
+            // Catch up from the log.
+            loop {
+                let from = last;
+                let page = match state.read(move |c| hapi_store::events_after(c, from, REPLAY_PAGE)).await {
+                    Ok(page) => page,
+                    Err(e) => {
+                        tracing::error!(error = ?e, "event replay failed; closing stream");
+                        return;
+                    }
+                };
+                let full = page.len() == REPLAY_PAGE as usize;
+                for event in page {
+                    last = event.seq;
+                    let json = serde_json::to_string(&event).unwrap_or_default();
+                    if tx.send(Arc::new(LiveEvent { seq: event.seq, json })).await.is_err() {
+                        return;
+                    }
+                }
+                if !full {
+                    break;
+                }
+            }
+            // Then follow live.
+            loop {
+                match live.recv().await {
+                    Ok(ev) if ev.seq <= last => continue,
+                    Ok(ev) => {
+                        last = ev.seq;
+                        if tx.send(ev).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::debug!(missed, last, "event follower lagged; replaying from the log");
+                        continue 'resume;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        }
+    });
+    rx
+}

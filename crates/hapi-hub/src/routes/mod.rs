@@ -1,0 +1,52 @@
+//! Route table. Handlers live in one module per resource.
+mod approvals;
+mod events;
+mod link;
+mod sessions;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hapi_protocol::{Health, VERSION};
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::{assets, auth, AppState};
+
+pub(crate) fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/sessions", get(sessions::list).post(sessions::create))
+        .route("/sessions/{id}", get(sessions::get))
+        .route("/sessions/{id}/messages", get(sessions::messages).post(sessions::send))
+        .route("/sessions/{id}/abort", post(sessions::abort))
+        .route("/sessions/{id}/stop", post(sessions::stop))
+        .route("/sessions/{id}/ws", get(link::connect))
+        .route("/approvals", get(approvals::list))
+        .route("/approvals/{id}", get(approvals::get).post(approvals::decide))
+        .route("/events", get(events::sse))
+        .route("/events/ws", get(events::websocket))
+        .route("/events/ticket", post(events::ticket))
+        .fallback(unknown_api_route)
+        .layer(middleware::from_fn_with_state(state.clone(), auth::require_auth));
+    let body_limit = state.config().body_limit;
+    Router::new()
+        .route("/health", get(health))
+        .nest("/api", api)
+        .fallback(assets::serve)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            // One span per request; the query string is left out because it can
+            // hold a (short-lived) event ticket.
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+        }))
+        .with_state(state)
+}
+
+async fn health(State(state): State<AppState>) -> Json<Health> {
+    Json(Health { status: "ok".into(), version: VERSION.into(), uptime_s: state.uptime_s() })
+}
+
+async fn unknown_api_route(req: Request) -> ApiError {
+    ApiError::not_found(format!("no route {} {}", req.method(), req.uri().path()))
+}

@@ -1,0 +1,133 @@
+//! The single writer: every write runs on one thread, many writes share one COMMIT.
+//!
+//! Callers hand in a closure that runs inside the open transaction, within its own
+//! SAVEPOINT, so a failing write is rolled back alone while the rest of the batch
+//! commits. A caller's future resolves only after the COMMIT returned ("committed"
+//! means durable in WAL per the configured `synchronous`), and the events the write
+//! produced are published to live subscribers after that, in sequence order.
+use std::sync::Arc;
+use std::thread;
+
+use hapi_protocol::HubEvent;
+use hapi_store::{Result, Store, StoreError};
+use hapi_store::rusqlite::{Connection, Transaction, TransactionBehavior};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+/// An event as sent to live subscribers, serialized once for all of them.
+#[derive(Debug)]
+pub struct LiveEvent {
+    /// Global sequence number.
+    pub seq: u64,
+    /// The `HubEvent` as JSON.
+    pub json: String,
+}
+
+type Finish = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+type Job = Box<dyn FnOnce(&Transaction) -> Option<(Vec<HubEvent>, Finish)> + Send>;
+
+/// Most writes one COMMIT takes; bounds the latency a large burst adds.
+const MAX_BATCH: usize = 1024;
+
+/// Handle to the writer thread.
+#[derive(Clone)]
+pub struct Writer {
+    jobs: mpsc::Sender<Job>,
+    live: broadcast::Sender<Arc<LiveEvent>>,
+}
+
+impl Writer {
+    /// Starts the writer thread on its own connection.
+    pub fn start(store: &Store) -> Result<Self> {
+        let conn = store.writer()?;
+        let (jobs, rx) = mpsc::channel::<Job>(8192);
+        let (live, _) = broadcast::channel(4096);
+        let publish = live.clone();
+        thread::Builder::new()
+            .name("hapi-writer".into())
+            .spawn(move || run(conn, rx, publish))
+            .map_err(|e| StoreError::CommitFailed(format!("cannot start writer thread: {e}")))?;
+        Ok(Writer { jobs, live })
+    }
+
+    /// Subscribes to events committed from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<LiveEvent>> {
+        self.live.subscribe()
+    }
+
+    /// Runs `f` in the writer's transaction and resolves once it is committed.
+    /// `f` returns its result and the events to publish.
+    pub async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction) -> Result<(T, Vec<HubEvent>)> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel::<Result<T>>();
+        let job: Job = Box::new(move |tx| match f(tx) {
+            Ok((value, events)) => {
+                let finish: Finish = Box::new(move |failed| {
+                    let _ = reply.send(match failed {
+                        None => Ok(value),
+                        Some(e) => Err(StoreError::CommitFailed(e.to_string())),
+                    });
+                });
+                Some((events, finish))
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                None
+            }
+        });
+        let closed = || StoreError::CommitFailed("the write was not committed (writer stopped or its batch failed)".into());
+        self.jobs.send(job).await.map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+}
+
+fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, live: broadcast::Sender<Arc<LiveEvent>>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut done: Vec<(Vec<HubEvent>, Finish)> = Vec::with_capacity(batch.len());
+        let outcome = (|| -> Result<()> {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for job in batch.drain(..) {
+                tx.execute_batch("SAVEPOINT job")?;
+                match job(&tx) {
+                    Some(ok) => {
+                        tx.execute_batch("RELEASE job")?;
+                        done.push(ok);
+                    }
+                    None => tx.execute_batch("ROLLBACK TO job; RELEASE job")?,
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })();
+        batch.clear();
+        match outcome {
+            Ok(()) => {
+                for (events, finish) in done {
+                    for event in events {
+                        // Serialization of our own types cannot fail.
+                        let json = serde_json::to_string(&event).unwrap_or_default();
+                        let _ = live.send(Arc::new(LiveEvent { seq: event.seq, json }));
+                    }
+                    finish(None);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, writes = done.len(), "group commit failed; writes rolled back");
+                for (_, finish) in done {
+                    finish(Some(&e));
+                }
+            }
+        }
+    }
+    tracing::debug!("writer stopped");
+}

@@ -1,0 +1,140 @@
+//! Approvals: one row per permission request, decided at most once.
+use hapi_protocol::{Approval, ApprovalState, Decision, EventPayload, HubEvent, PermissionOption};
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+
+use crate::events::record_event;
+use crate::sessions::announce;
+use crate::{now_ms, rfc3339, Result, StoreError};
+
+const SELECT: &str = "SELECT id, session_id, tool, input, options, state, decision, decided_by,
+    message, created_at, decided_at FROM approvals";
+
+fn from_row(row: &Row) -> rusqlite::Result<Approval> {
+    let bad = |i: usize, e: String| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+    };
+    let input: String = row.get(3)?;
+    let options: String = row.get(4)?;
+    let state: String = row.get(5)?;
+    let decision: Option<String> = row.get(6)?;
+    Ok(Approval {
+        id: row.get(0)?,
+        session_id: row.get(1)?,
+        tool: row.get(2)?,
+        input: serde_json::from_str(&input).map_err(|e| bad(3, e.to_string()))?,
+        options: serde_json::from_str(&options).map_err(|e| bad(4, e.to_string()))?,
+        state: ApprovalState::parse(&state).ok_or_else(|| bad(5, format!("state `{state}`")))?,
+        decision: match decision {
+            Some(d) => Some(Decision::parse(&d).ok_or_else(|| bad(6, format!("decision `{d}`")))?),
+            None => None,
+        },
+        decided_by: row.get(7)?,
+        message: row.get(8)?,
+        created_at: rfc3339(row.get(9)?),
+        decided_at: row.get::<_, Option<i64>>(10)?.map(rfc3339),
+    })
+}
+
+/// One approval.
+pub fn approval(conn: &Connection, id: &str) -> Result<Approval> {
+    conn.prepare_cached(&format!("{SELECT} WHERE id = ?1"))?
+        .query_row([id], from_row)
+        .optional()?
+        .ok_or(StoreError::NotFound("approval"))
+}
+
+/// Approvals, oldest first, optionally filtered by state and session.
+pub fn list_approvals(
+    conn: &Connection,
+    state: Option<ApprovalState>,
+    session_id: Option<&str>,
+    limit: u32,
+) -> Result<Vec<Approval>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "{SELECT} WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR session_id = ?2)
+         ORDER BY created_at, id LIMIT ?3"
+    ))?;
+    let rows = stmt.query_map(params![state.map(ApprovalState::as_str), session_id, limit], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn record(tx: &Transaction, approval: Approval) -> Result<HubEvent> {
+    let body = serde_json::to_string(&approval)?;
+    let seq = record_event(tx, "approval", &approval.session_id, None, None, &body)?;
+    Ok(HubEvent { seq, payload: EventPayload::Approval { approval } })
+}
+
+/// Creates a pending approval for a permission request. A request id the session
+/// already used yields `None` (a replayed request never makes a second approval).
+pub(crate) fn create_approval(
+    tx: &Transaction,
+    session_id: &str,
+    request_id: &str,
+    tool: &str,
+    input: &serde_json::Value,
+    options: &[PermissionOption],
+) -> Result<Option<HubEvent>> {
+    let id = uuid::Uuid::now_v7().to_string();
+    let inserted = tx.execute(
+        "INSERT OR IGNORE INTO approvals (id, session_id, request_id, tool, input, options, state, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7)",
+        params![
+            id,
+            session_id,
+            request_id,
+            tool,
+            serde_json::to_string(input)?,
+            serde_json::to_string(options)?,
+            now_ms()
+        ],
+    )?;
+    if inserted == 0 {
+        return Ok(None);
+    }
+    record(tx, approval(tx, &id)?).map(Some)
+}
+
+/// Decides a pending approval. The first decision wins: deciding one that is no
+/// longer pending fails with [`StoreError::AlreadyDecided`] and changes nothing.
+/// Returns the approval, its session's request id, and the events to publish.
+pub fn decide_approval(
+    tx: &Transaction,
+    id: &str,
+    decision: Decision,
+    message: Option<&str>,
+    decided_by: &str,
+) -> Result<(Approval, String, Vec<HubEvent>)> {
+    let changed = tx.execute(
+        "UPDATE approvals SET state = 'decided', decision = ?2, message = ?3, decided_by = ?4, decided_at = ?5
+         WHERE id = ?1 AND state = 'pending'",
+        params![id, decision.as_str(), message, decided_by, now_ms()],
+    )?;
+    if changed == 0 {
+        let current = approval(tx, id)?;
+        return Err(StoreError::AlreadyDecided(current.state.as_str()));
+    }
+    let request_id: String =
+        tx.query_row("SELECT request_id FROM approvals WHERE id = ?1", [id], |r| r.get(0))?;
+    let approval = approval(tx, id)?;
+    let session_id = approval.session_id.clone();
+    let mut events = vec![record(tx, approval.clone())?];
+    events.push(announce(tx, &session_id)?);
+    Ok((approval, request_id, events))
+}
+
+/// Cancels every pending approval of a session (it ended; nobody can act on them).
+pub(crate) fn cancel_pending(tx: &Transaction, session_id: &str) -> Result<Vec<HubEvent>> {
+    let ids: Vec<String> = tx
+        .prepare("SELECT id FROM approvals WHERE session_id = ?1 AND state = 'pending'")?
+        .query_map([session_id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut events = Vec::with_capacity(ids.len());
+    for id in ids {
+        tx.execute(
+            "UPDATE approvals SET state = 'cancelled', decided_at = ?2 WHERE id = ?1",
+            params![id, now_ms()],
+        )?;
+        events.push(record(tx, approval(tx, &id)?)?);
+    }
+    Ok(events)
+}

@@ -1,0 +1,84 @@
+//! Versioned migrations, applied in order at open. Each entry moves the schema
+//! from `user_version = i` to `i + 1`; entries are never edited once released.
+use rusqlite::Connection;
+
+use crate::{Result, StoreError};
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the core loop.
+    r#"
+    CREATE TABLE machines (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        created_at  INTEGER NOT NULL
+    );
+    CREATE TABLE sessions (
+        id          TEXT PRIMARY KEY,
+        machine_id  TEXT REFERENCES machines(id),
+        agent       TEXT NOT NULL,
+        cwd         TEXT NOT NULL,
+        state       TEXT NOT NULL,
+        -- a prompt was accepted and its turn has not ended yet
+        turn_open   INTEGER NOT NULL DEFAULT 0,
+        -- SHA-256 of the session-scoped token; the token itself is never stored
+        token_hash  TEXT NOT NULL,
+        last_seq    INTEGER NOT NULL DEFAULT 0,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+    );
+    CREATE INDEX sessions_updated ON sessions(updated_at);
+    CREATE TABLE events (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind        TEXT NOT NULL,          -- session | message | approval
+        session_id  TEXT NOT NULL,
+        session_seq INTEGER,                -- set for kind = message
+        client_seq  INTEGER,                -- set for messages a wrapper sent
+        body        TEXT NOT NULL,          -- JSON: the update, session or approval
+        created_at  INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX events_session_seq ON events(session_id, session_seq)
+        WHERE session_seq IS NOT NULL;
+    CREATE UNIQUE INDEX events_client_seq ON events(session_id, client_seq)
+        WHERE client_seq IS NOT NULL;
+    CREATE TABLE approvals (
+        id          TEXT PRIMARY KEY,
+        session_id  TEXT NOT NULL REFERENCES sessions(id),
+        request_id  TEXT NOT NULL,
+        tool        TEXT NOT NULL,
+        input       TEXT NOT NULL,
+        options     TEXT NOT NULL,
+        state       TEXT NOT NULL,
+        decision    TEXT,
+        decided_by  TEXT,
+        message     TEXT,
+        created_at  INTEGER NOT NULL,
+        decided_at  INTEGER,
+        UNIQUE(session_id, request_id)
+    );
+    CREATE INDEX approvals_state ON approvals(state, created_at);
+    CREATE INDEX approvals_session_state ON approvals(session_id, state);
+    CREATE TABLE outbox (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_id  TEXT NOT NULL REFERENCES sessions(id),
+        body        TEXT NOT NULL,          -- JSON SessionCommand
+        created_at  INTEGER NOT NULL
+    );
+    CREATE INDEX outbox_session ON outbox(session_id, id);
+    "#,
+];
+
+/// Applies every migration newer than the file's `user_version`.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let supported = MIGRATIONS.len() as i64;
+    if current > supported {
+        return Err(StoreError::TooNew { found: current, supported });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
