@@ -136,8 +136,10 @@ fn query_param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
 /// Middleware for `/api`: the owner token everywhere; a ticket on the event
 /// streams; a wrapper's session token is checked by its own handler.
 pub async fn require_auth(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    // Inside `nest("/api")` the prefix is already stripped; accept both forms.
     let path = req.uri().path();
-    let is_session_link = path.starts_with("/api/sessions/") && path.ends_with("/ws");
+    let path = path.strip_prefix("/api").unwrap_or(path);
+    let is_session_link = path.starts_with("/sessions/") && path.ends_with("/ws");
     if is_session_link {
         return next.run(req).await;
     }
@@ -147,7 +149,7 @@ pub async fn require_auth(State(state): State<AppState>, req: Request, next: Nex
         }
         return ApiError::unauthorized("invalid token").into_response();
     }
-    let is_event_stream = path == "/api/events" || path == "/api/events/ws";
+    let is_event_stream = path == "/events" || path == "/events/ws";
     if is_event_stream {
         if let Some(ticket) = query_param(&req, "ticket") {
             if state.auth().redeem_ticket(ticket) {

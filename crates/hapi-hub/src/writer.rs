@@ -61,6 +61,17 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Transaction) -> Result<(T, Vec<HubEvent>)> + Send + 'static,
     {
+        self.submit(f).await?.await
+    }
+
+    /// Queues `f` and returns once it is queued; the returned future resolves when
+    /// it is committed. Writes queued one after another by one caller run in that
+    /// order, which lets a caller pipeline many writes and still keep their order.
+    pub async fn submit<T, F>(&self, f: F) -> Result<impl std::future::Future<Output = Result<T>> + Send + 'static>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction) -> Result<(T, Vec<HubEvent>)> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel::<Result<T>>();
         let job: Job = Box::new(move |tx| match f(tx) {
             Ok((value, events)) => {
@@ -77,10 +88,13 @@ impl Writer {
                 None
             }
         });
-        let closed = || StoreError::CommitFailed("the write was not committed (writer stopped or its batch failed)".into());
-        self.jobs.send(job).await.map_err(|_| closed())?;
-        answer.await.map_err(|_| closed())?
+        self.jobs.send(job).await.map_err(|_| not_committed())?;
+        Ok(async move { answer.await.map_err(|_| not_committed())? })
     }
+}
+
+fn not_committed() -> StoreError {
+    StoreError::CommitFailed("the write was not committed (writer stopped or its batch failed)".into())
 }
 
 fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, live: broadcast::Sender<Arc<LiveEvent>>) {

@@ -86,7 +86,11 @@ pub fn append_update(
     match update {
         SessionUpdate::UserMessage { .. } => {
             tx.execute("UPDATE sessions SET turn_open = 1 WHERE id = ?1", [session_id])?;
-            events.extend(set_state(tx, session_id, SessionState::Working)?);
+            // A disconnected or not yet connected session shows that until its
+            // wrapper connects (and then becomes `working`, as the turn is open).
+            if state == SessionState::Idle.as_str() {
+                events.extend(set_state(tx, session_id, SessionState::Working)?);
+            }
         }
         SessionUpdate::TurnEnd { .. } if !ended => {
             tx.execute("UPDATE sessions SET turn_open = 0 WHERE id = ?1", [session_id])?;

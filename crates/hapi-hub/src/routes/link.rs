@@ -94,14 +94,19 @@ async fn run(state: AppState, id: String, socket: WebSocket) {
                 };
                 match serde_json::from_str::<SessionFrame>(&text) {
                     Ok(SessionFrame::Update { client_seq, update }) => {
-                        let state = state.clone();
                         let sid = id.clone();
-                        writes.push_back(Box::pin(async move {
-                            state.writer().write(move |tx| {
-                                let appended = hapi_store::append_update(tx, &sid, Some(client_seq), &update)?;
-                                Ok((client_seq, appended.events))
-                            }).await.map_err(ApiError::from)
-                        }));
+                        // Queued here, in arrival order; only the commit is awaited later.
+                        let queued = state.writer().submit(move |tx| {
+                            let appended = hapi_store::append_update(tx, &sid, Some(client_seq), &update)?;
+                            Ok((client_seq, appended.events))
+                        }).await;
+                        match queued {
+                            Ok(commit) => writes.push_back(Box::pin(async move { commit.await.map_err(ApiError::from) })),
+                            Err(e) => {
+                                tracing::error!(error = %e, "writer unavailable; dropping the link");
+                                break;
+                            }
+                        }
                     }
                     Ok(SessionFrame::CommandAck { id: upto }) => {
                         let sid = id.clone();

@@ -1,0 +1,7 @@
+//! Integration tests: the real hub on 127.0.0.1:0 with a temporary `HAPI_HOME`,
+//! driven over HTTP, SSE and WebSocket exactly as clients do.
+mod support;
+
+mod api;
+mod events;
+mod link;
