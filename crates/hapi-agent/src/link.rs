@@ -35,6 +35,10 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const BATCH: usize = 512;
 /// Longest wait for a TCP connect plus WebSocket handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often to ping the hub, so a half-open connection is noticed.
+const PING_EVERY: Duration = Duration::from_secs(20);
+/// A connection on which nothing (not even a pong) arrived for this long is dead.
+const SILENCE_LIMIT: Duration = Duration::from_secs(60);
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -141,9 +145,13 @@ fn ws_request(config: &LinkConfig) -> Result<Request<()>, AgentError> {
         .or_else(|| base.strip_prefix("ws://"))
         .ok_or_else(|| AgentError::HubUrl(config.hub_url.clone()))?;
     let url = format!("ws://{rest}/api/sessions/{}/ws", config.session_id);
-    let mut request = url.into_client_request().map_err(|_| AgentError::HubUrl(config.hub_url.clone()))?;
-    let bearer = HeaderValue::from_str(&format!("Bearer {}", config.session_token))
-        .map_err(|_| AgentError::Internal("the session token is not a valid header value".into()))?;
+    let mut request = url
+        .into_client_request()
+        .map_err(|_| AgentError::HubUrl(config.hub_url.clone()))?;
+    let bearer =
+        HeaderValue::from_str(&format!("Bearer {}", config.session_token)).map_err(|_| {
+            AgentError::Internal("the session token is not a valid header value".into())
+        })?;
     request.headers_mut().insert(AUTHORIZATION, bearer);
     Ok(request)
 }
@@ -189,7 +197,9 @@ impl LinkState {
                     backoff = MIN_BACKOFF;
                     match self.serve(ws).await {
                         Disconnect::Done => return Ok(self.progress),
-                        Disconnect::Lost(why) => tracing::warn!(%why, "lost the hub connection; reconnecting"),
+                        Disconnect::Lost(why) => {
+                            tracing::warn!(%why, "lost the hub connection; reconnecting")
+                        }
                     }
                 }
                 Err(ConnectError::Rejected(status)) => {
@@ -266,14 +276,25 @@ impl LinkState {
         if let Err(err) = sink.flush().await {
             return Disconnect::Lost(err.to_string());
         }
+        let mut last_heard = Instant::now();
+        let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
         loop {
             if self.is_done() {
                 let _ = sink.send(Message::Close(None)).await;
                 return Disconnect::Done;
             }
             tokio::select! {
+                _ = ping.tick() => {
+                    if last_heard.elapsed() > SILENCE_LIMIT {
+                        return Disconnect::Lost(format!("nothing from the hub for {SILENCE_LIMIT:?}"));
+                    }
+                    if let Err(err) = sink.send(Message::Ping(Default::default())).await {
+                        return Disconnect::Lost(err.to_string());
+                    }
+                }
                 incoming = stream.next() => match incoming {
                     Some(Ok(Message::Text(text))) => {
+                        last_heard = Instant::now();
                         if let Some(ack) = self.on_hub_frame(&text).await
                             && let Err(err) = sink.send(Message::Text(ack)).await
                         {
@@ -281,7 +302,7 @@ impl LinkState {
                         }
                     }
                     Some(Ok(Message::Close(_))) | None => return Disconnect::Lost("closed by the hub".into()),
-                    Some(Ok(_)) => {}
+                    Some(Ok(_)) => last_heard = Instant::now(),
                     Some(Err(err)) => return Disconnect::Lost(err.to_string()),
                 },
                 update = self.updates.recv(), if self.updates_open => {
@@ -324,7 +345,11 @@ impl LinkState {
         };
         match frame {
             HubFrame::Ack { client_seq } => {
-                while self.unacked.front().is_some_and(|(seq, _)| *seq <= client_seq) {
+                while self
+                    .unacked
+                    .front()
+                    .is_some_and(|(seq, _)| *seq <= client_seq)
+                {
                     self.unacked.pop_front();
                 }
                 self.progress.acked = self.progress.acked.max(client_seq);
@@ -338,7 +363,10 @@ impl LinkState {
                 }
                 tracing::info!(id, ?command, "applying a hub command");
                 if self.commands.send(command).await.is_err() {
-                    tracing::warn!(id, "the agent is gone; acknowledging the command without applying it");
+                    tracing::warn!(
+                        id,
+                        "the agent is gone; acknowledging the command without applying it"
+                    );
                 }
                 self.last_command = id;
                 self.progress.commands_applied += 1;

@@ -18,14 +18,20 @@ pub(crate) const TERM_GRACE: Duration = Duration::from_secs(2);
 
 /// Starts `spec.program` with `protocol_args` then `spec.args`, stdin and stdout
 /// piped, stderr appended to the log (or discarded), in a new process group.
-pub(crate) fn spawn_in_group(spec: &SpawnSpec, protocol_args: &[&str]) -> Result<Child, AgentError> {
+pub(crate) fn spawn_in_group(
+    spec: &SpawnSpec,
+    protocol_args: &[&str],
+) -> Result<Child, AgentError> {
     let stderr = match &spec.stderr_log {
         Some(path) => {
             let file = OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path)
-                .map_err(|source| AgentError::Log { path: path.clone(), source })?;
+                .map_err(|source| AgentError::Log {
+                    path: path.clone(),
+                    source,
+                })?;
             Stdio::from(file)
         }
         None => Stdio::null(),
@@ -41,7 +47,10 @@ pub(crate) fn spawn_in_group(spec: &SpawnSpec, protocol_args: &[&str]) -> Result
         .stderr(stderr)
         .process_group(0)
         .kill_on_drop(true);
-    command.spawn().map_err(|source| AgentError::Spawn { program: spec.program.clone(), source })
+    command.spawn().map_err(|source| AgentError::Spawn {
+        program: spec.program.clone(),
+        source,
+    })
 }
 
 /// Sends `signal` to the process group led by `pid`. A group that is already

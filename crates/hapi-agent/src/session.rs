@@ -82,11 +82,15 @@ pub async fn run_session(
     opts: SessionOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<SessionSummary, AgentError> {
-    let span = tracing::info_span!("session", session_id = %opts.session_id, agent = opts.agent.as_str());
+    let span =
+        tracing::info_span!("session", session_id = %opts.session_id, agent = opts.agent.as_str());
     run(opts, shutdown).instrument(span).await
 }
 
-async fn run(opts: SessionOptions, shutdown: impl Future<Output = ()> + Send) -> Result<SessionSummary, AgentError> {
+async fn run(
+    opts: SessionOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<SessionSummary, AgentError> {
     let config = LinkConfig {
         hub_url: opts.hub_url.clone(),
         session_id: opts.session_id.clone(),
@@ -106,8 +110,15 @@ async fn run(opts: SessionOptions, shutdown: impl Future<Output = ()> + Send) ->
             tracing::error!(%err, "could not start the agent");
             let (commands, _) = mpsc::channel(1);
             let link = Link::start(config, link_updates, commands)?;
-            let _ = to_link.send(SessionUpdate::Error { message: err.to_string() }).await;
-            let ended = SessionUpdate::SessionEnded { reason: "spawn_failed".into(), exit_code: None };
+            let _ = to_link
+                .send(SessionUpdate::Error {
+                    message: err.to_string(),
+                })
+                .await;
+            let ended = SessionUpdate::SessionEnded {
+                reason: "spawn_failed".into(),
+                exit_code: None,
+            };
             let _ = to_link.send(ended).await;
             drop(to_link);
             link.finish(FINAL_ACK_WAIT).await?;
@@ -117,7 +128,9 @@ async fn run(opts: SessionOptions, shutdown: impl Future<Output = ()> + Send) ->
     let commands = agent.commands.clone();
     let link = Link::start(config, link_updates, agent.commands.clone())?;
     if let Some(text) = opts.initial_prompt {
-        let _ = to_link.send(SessionUpdate::UserMessage { text: text.clone() }).await;
+        let _ = to_link
+            .send(SessionUpdate::UserMessage { text: text.clone() })
+            .await;
         let _ = commands.send(SessionCommand::Prompt { text }).await;
     }
     let mut shutdown = std::pin::pin!(shutdown);
@@ -150,7 +163,10 @@ async fn run(opts: SessionOptions, shutdown: impl Future<Output = ()> + Send) ->
     }
     drop(to_link);
     drop(commands);
-    let exit = agent.exit.await.map_err(|_| AgentError::Internal("the driver ended without an exit status".into()))?;
+    let exit = agent
+        .exit
+        .await
+        .map_err(|_| AgentError::Internal("the driver ended without an exit status".into()))?;
     let progress: LinkProgress = link.finish(FINAL_ACK_WAIT).await?;
     let summary = SessionSummary {
         pid: agent.pid,

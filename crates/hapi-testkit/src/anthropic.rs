@@ -67,11 +67,18 @@ pub async fn start_fake_anthropic(script: Script) -> anyhow::Result<FakeAnthropi
 }
 
 /// Starts the fake on a given address (port 0 picks a free one).
-pub async fn start_fake_anthropic_on(addr: SocketAddr, script: Script) -> anyhow::Result<FakeAnthropic> {
+pub async fn start_fake_anthropic_on(
+    addr: SocketAddr,
+    script: Script,
+) -> anyhow::Result<FakeAnthropic> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let requests = Arc::new(Mutex::new(Vec::new()));
-    let state = Arc::new(AppState { script, requests: requests.clone(), ids: AtomicU64::new(0) });
+    let state = Arc::new(AppState {
+        script,
+        requests: requests.clone(),
+        ids: AtomicU64::new(0),
+    });
     let app = Router::new()
         .route("/v1/messages", post(messages))
         .route("/v1/messages/count_tokens", post(count_tokens))
@@ -88,7 +95,12 @@ pub async fn start_fake_anthropic_on(addr: SocketAddr, script: Script) -> anyhow
         }
     });
     tracing::info!(%addr, "fake anthropic listening");
-    Ok(FakeAnthropic { addr, requests, stop: Some(stop), task: Some(task) })
+    Ok(FakeAnthropic {
+        addr,
+        requests,
+        stop: Some(stop),
+        task: Some(task),
+    })
 }
 
 struct AppState {
@@ -99,12 +111,19 @@ struct AppState {
 
 impl AppState {
     fn next_id(&self, prefix: &str) -> String {
-        format!("{prefix}_fake_{}", self.ids.fetch_add(1, Ordering::Relaxed) + 1)
+        format!(
+            "{prefix}_fake_{}",
+            self.ids.fetch_add(1, Ordering::Relaxed) + 1
+        )
     }
 }
 
 async fn fallback(method: Method) -> StatusCode {
-    if method == Method::HEAD { StatusCode::OK } else { StatusCode::NOT_FOUND }
+    if method == Method::HEAD {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    }
 }
 
 async fn count_tokens(body: Bytes) -> Response {
@@ -123,19 +142,34 @@ async fn messages(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
         requests.push(request.clone());
     }
     let reply = state.script.reply(&request);
-    let model = request.get("model").and_then(Value::as_str).unwrap_or("claude-fake").to_owned();
+    let model = request
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("claude-fake")
+        .to_owned();
     let message_id = state.next_id("msg");
     let tool_id = reply.tool_use.as_ref().map(|_| state.next_id("toolu"));
     if request.get("stream").and_then(Value::as_bool) == Some(true) {
         let body = sse_body(&reply, &model, &message_id, tool_id.as_deref());
-        ([(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+        (
+            [
+                (header::CONTENT_TYPE, "text/event-stream"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            body,
+        )
+            .into_response()
     } else {
         axum::Json(json_body(&reply, &model, &message_id, tool_id.as_deref())).into_response()
     }
 }
 
 fn stop_reason(reply: &Reply) -> &'static str {
-    if reply.tool_use.is_some() { "tool_use" } else { "end_turn" }
+    if reply.tool_use.is_some() {
+        "tool_use"
+    } else {
+        "end_turn"
+    }
 }
 
 fn start_usage() -> Value {
@@ -161,27 +195,51 @@ fn sse_body(reply: &Reply, model: &str, message_id: &str, tool_id: Option<&str>)
     let mut event = |name: &str, data: Value| {
         out.push_str(&format!("event: {name}\ndata: {data}\n\n"));
     };
-    event("message_start", json!({"type": "message_start", "message": {
+    event(
+        "message_start",
+        json!({"type": "message_start", "message": {
         "id": message_id, "type": "message", "role": "assistant", "model": model, "content": [],
-        "stop_reason": null, "stop_sequence": null, "usage": start_usage()}}));
-    event("content_block_start", json!({"type": "content_block_start", "index": 0,
-        "content_block": {"type": "text", "text": ""}}));
+        "stop_reason": null, "stop_sequence": null, "usage": start_usage()}}),
+    );
+    event(
+        "content_block_start",
+        json!({"type": "content_block_start", "index": 0,
+        "content_block": {"type": "text", "text": ""}}),
+    );
     for piece in split_in(&reply.text, 3) {
-        event("content_block_delta", json!({"type": "content_block_delta", "index": 0,
-            "delta": {"type": "text_delta", "text": piece}}));
+        event(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "text_delta", "text": piece}}),
+        );
     }
-    event("content_block_stop", json!({"type": "content_block_stop", "index": 0}));
+    event(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 0}),
+    );
     if let (Some(tool), Some(id)) = (&reply.tool_use, tool_id) {
-        event("content_block_start", json!({"type": "content_block_start", "index": 1,
-            "content_block": {"type": "tool_use", "id": id, "name": tool.name, "input": {}}}));
+        event(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 1,
+            "content_block": {"type": "tool_use", "id": id, "name": tool.name, "input": {}}}),
+        );
         for piece in split_in(&tool.input.to_string(), 2) {
-            event("content_block_delta", json!({"type": "content_block_delta", "index": 1,
-                "delta": {"type": "input_json_delta", "partial_json": piece}}));
+            event(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 1,
+                "delta": {"type": "input_json_delta", "partial_json": piece}}),
+            );
         }
-        event("content_block_stop", json!({"type": "content_block_stop", "index": 1}));
+        event(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 1}),
+        );
     }
-    event("message_delta", json!({"type": "message_delta",
-        "delta": {"stop_reason": stop_reason(reply), "stop_sequence": null}, "usage": {"output_tokens": 20}}));
+    event(
+        "message_delta",
+        json!({"type": "message_delta",
+        "delta": {"stop_reason": stop_reason(reply), "stop_sequence": null}, "usage": {"output_tokens": 20}}),
+    );
     event("message_stop", json!({"type": "message_stop"}));
     out
 }

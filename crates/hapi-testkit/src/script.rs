@@ -73,7 +73,11 @@ impl Default for Script {
                     text_after_error: Some("The command was not run: {tool_result}".into()),
                     tool_use: None,
                 },
-                Step { text: "You said: {user_text}".into(), text_after_error: None, tool_use: None },
+                Step {
+                    text: "You said: {user_text}".into(),
+                    text_after_error: None,
+                    tool_use: None,
+                },
             ],
         }
     }
@@ -85,12 +89,26 @@ impl Script {
         let has_main_tool = request
             .get("tools")
             .and_then(Value::as_array)
-            .is_some_and(|tools| tools.iter().any(|t| t.get("name").and_then(Value::as_str) == Some(&self.main_tool)));
-        let messages = request.get("messages").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+            .is_some_and(|tools| {
+                tools
+                    .iter()
+                    .any(|t| t.get("name").and_then(Value::as_str) == Some(&self.main_tool))
+            });
+        let messages = request
+            .get("messages")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         let Some(step) = self.step_for(messages).filter(|_| has_main_tool) else {
-            return Reply { text: self.side_text.clone(), tool_use: None };
+            return Reply {
+                text: self.side_text.clone(),
+                tool_use: None,
+            };
         };
-        let last_user = messages.iter().rev().find(|m| m.get("role").and_then(Value::as_str) == Some("user"));
+        let last_user = messages
+            .iter()
+            .rev()
+            .find(|m| m.get("role").and_then(Value::as_str) == Some("user"));
         let error_result = last_user.and_then(error_tool_result);
         let template = match (&error_result, &step.text_after_error) {
             (Some(_), Some(after_error)) => after_error,
@@ -99,11 +117,17 @@ impl Script {
         let text = template
             .replace("{tool_result}", error_result.as_deref().unwrap_or_default())
             .replace("{user_text}", &last_user_text(messages).unwrap_or_default());
-        Reply { text, tool_use: step.tool_use.clone() }
+        Reply {
+            text,
+            tool_use: step.tool_use.clone(),
+        }
     }
 
     fn step_for(&self, messages: &[Value]) -> Option<&Step> {
-        let assistant = messages.iter().filter(|m| m.get("role").and_then(Value::as_str) == Some("assistant")).count();
+        let assistant = messages
+            .iter()
+            .filter(|m| m.get("role").and_then(Value::as_str) == Some("assistant"))
+            .count();
         self.steps.get(assistant).or_else(|| self.steps.last())
     }
 }
@@ -126,9 +150,11 @@ fn error_tool_result(message: &Value) -> Option<String> {
         })
         .map(|b| match b.get("content") {
             Some(Value::String(s)) => s.clone(),
-            Some(Value::Array(parts)) => {
-                parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n")
-            }
+            Some(Value::Array(parts)) => parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join("\n"),
             _ => String::new(),
         })
 }
@@ -160,14 +186,20 @@ mod tests {
             {"type": "text", "text": "do it"}]}]));
         let reply = script.reply(&first);
         assert_eq!(reply.text, "I'll create the file.");
-        assert_eq!(reply.tool_use.unwrap().input["command"], "echo hello > out.txt");
+        assert_eq!(
+            reply.tool_use.unwrap().input["command"],
+            "echo hello > out.txt"
+        );
 
         let denied = request(json!([
             {"role": "user", "content": "do it"},
             {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "Bash", "input": {}}]},
             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "is_error": true, "content": "no way"}]},
         ]));
-        assert_eq!(script.reply(&denied).text, "The command was not run: no way");
+        assert_eq!(
+            script.reply(&denied).text,
+            "The command was not run: no way"
+        );
 
         let ok = request(json!([
             {"role": "user", "content": "do it"},
@@ -187,7 +219,14 @@ mod tests {
 
     #[test]
     fn side_requests_get_the_side_text() {
-        let reply = Script::default().reply(&json!({"tools": [], "messages": [{"role": "user", "content": "title?"}]}));
-        assert_eq!(reply, Reply { text: "OK.".into(), tool_use: None });
+        let reply = Script::default()
+            .reply(&json!({"tools": [], "messages": [{"role": "user", "content": "title?"}]}));
+        assert_eq!(
+            reply,
+            Reply {
+                text: "OK.".into(),
+                tool_use: None
+            }
+        );
     }
 }

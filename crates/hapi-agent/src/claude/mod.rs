@@ -51,7 +51,9 @@ impl AgentDriver for ClaudeDriver {
         let mut child = spawn_in_group(&spec, &PROTOCOL_ARGS)?;
         let pid = child.id().unwrap_or_default();
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-            return Err(AgentError::Internal("claude's pipes were not created".into()));
+            return Err(AgentError::Internal(
+                "claude's pipes were not created".into(),
+            ));
         };
         tracing::info!(pid, program = %spec.program.display(), cwd = %spec.cwd.display(), "claude started");
         let (updates_tx, updates) = mpsc::channel(1024);
@@ -64,8 +66,17 @@ impl AgentDriver for ClaudeDriver {
             updates: updates_tx,
             stopping: false,
         };
-        tokio::spawn(process.run(child, stdout, commands_rx, exit_tx).in_current_span());
-        Ok(RunningAgent { pid, updates, commands, exit })
+        tokio::spawn(
+            process
+                .run(child, stdout, commands_rx, exit_tx)
+                .in_current_span(),
+        );
+        Ok(RunningAgent {
+            pid,
+            updates,
+            commands,
+            exit,
+        })
     }
 }
 
@@ -146,7 +157,10 @@ impl ClaudeProcess {
             exit_code: exit_code(&status),
         };
         tracing::info!(pid = self.pid, reason = %exit.reason, exit_code = ?exit.exit_code, "claude ended");
-        let ended = SessionUpdate::SessionEnded { reason: exit.reason.clone(), exit_code: exit.exit_code };
+        let ended = SessionUpdate::SessionEnded {
+            reason: exit.reason.clone(),
+            exit_code: exit.exit_code,
+        };
         let _ = self.updates.send(ended).await;
         let _ = exit_tx.send(exit);
     }
@@ -156,7 +170,12 @@ impl ClaudeProcess {
         let until = Instant::now() + DRAIN_AFTER_EXIT;
         let mut line = Vec::new();
         loop {
-            match timeout(until.saturating_duration_since(Instant::now()), stdout.read_until(b'\n', &mut line)).await {
+            match timeout(
+                until.saturating_duration_since(Instant::now()),
+                stdout.read_until(b'\n', &mut line),
+            )
+            .await
+            {
                 Ok(Ok(n)) if n > 0 => self.on_line(&line).await,
                 _ => break,
             }

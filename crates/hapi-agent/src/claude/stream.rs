@@ -122,13 +122,18 @@ impl ClaudeStream {
                 "parent_tool_use_id": null,
                 "message": {"role": "user", "content": [{"type": "text", "text": text}]},
             }))],
-            SessionCommand::Decide { request_id, decision, message } => {
+            SessionCommand::Decide {
+                request_id,
+                decision,
+                message,
+            } => {
                 let Some(pending) = self.pending.remove(&request_id) else {
                     tracing::warn!(%request_id, "ignoring a decision for an unknown permission request");
                     return Vec::new();
                 };
                 if matches!(decision, Decision::AllowAlways | Decision::RejectAlways) {
-                    self.rules.retain(|r| !(r.tool == pending.tool && r.input == pending.input));
+                    self.rules
+                        .retain(|r| !(r.tool == pending.tool && r.input == pending.input));
                     self.rules.push(Rule {
                         tool: pending.tool.clone(),
                         input: pending.input.clone(),
@@ -136,7 +141,12 @@ impl ClaudeStream {
                     });
                 }
                 let deny_message = message.unwrap_or_else(|| DEFAULT_DENY_MESSAGE.to_owned());
-                vec![Action::Send(permission_response(&request_id, decision, &pending.input, &deny_message))]
+                vec![Action::Send(permission_response(
+                    &request_id,
+                    decision,
+                    &pending.input,
+                    &deny_message,
+                ))]
             }
             SessionCommand::Abort => {
                 self.interrupts_sent += 1;
@@ -153,31 +163,53 @@ impl ClaudeStream {
 
     fn on_result(&mut self, msg: &Value) -> Vec<Action> {
         let usage = msg.get("usage");
-        let tokens = |key: &str| usage.and_then(|u| u.get(key)).and_then(Value::as_u64).unwrap_or(0);
+        let tokens = |key: &str| {
+            usage
+                .and_then(|u| u.get(key))
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+        };
         let usage = Usage {
             input_tokens: tokens("input_tokens"),
             output_tokens: tokens("output_tokens"),
             cost_usd: msg.get("total_cost_usd").and_then(Value::as_f64),
         };
-        let is_error = msg.get("is_error").and_then(Value::as_bool).unwrap_or(false);
+        let is_error = msg
+            .get("is_error")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         let text = |key: &str| msg.get(key).and_then(Value::as_str).map(str::to_owned);
         let stop_reason = if std::mem::take(&mut self.interrupting) {
             "interrupted".to_owned()
         } else if is_error {
-            text("terminal_reason").or_else(|| text("stop_reason")).unwrap_or_else(|| "error".to_owned())
+            text("terminal_reason")
+                .or_else(|| text("stop_reason"))
+                .unwrap_or_else(|| "error".to_owned())
         } else {
-            text("stop_reason").or_else(|| text("terminal_reason")).unwrap_or_else(|| "end_turn".to_owned())
+            text("stop_reason")
+                .or_else(|| text("terminal_reason"))
+                .unwrap_or_else(|| "end_turn".to_owned())
         };
         vec![
             Action::Update(SessionUpdate::UsageUpdate { usage }),
-            Action::Update(SessionUpdate::TurnEnd { stop_reason, is_error }),
+            Action::Update(SessionUpdate::TurnEnd {
+                stop_reason,
+                is_error,
+            }),
         ]
     }
 
     fn on_control_request(&mut self, msg: &Value) -> Vec<Action> {
-        let request_id = msg.get("request_id").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let request_id = msg
+            .get("request_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         let request = msg.get("request").cloned().unwrap_or(Value::Null);
-        let subtype = request.get("subtype").and_then(Value::as_str).unwrap_or_default();
+        let subtype = request
+            .get("subtype")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if subtype != "can_use_tool" {
             tracing::warn!(%request_id, subtype, "answering an unsupported claude control request with an error");
             return vec![Action::Send(json!({
@@ -186,27 +218,72 @@ impl ClaudeStream {
                              "error": format!("HAPI does not support `{subtype}` requests")},
             }))];
         }
-        let tool = request.get("tool_name").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let tool = request
+            .get("tool_name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         let input = request.get("input").cloned().unwrap_or_else(|| json!({}));
-        if let Some(rule) = self.rules.iter().find(|r| r.tool == tool && r.input == input) {
+        if let Some(rule) = self
+            .rules
+            .iter()
+            .find(|r| r.tool == tool && r.input == input)
+        {
             let decision = rule.decision;
             return vec![
-                Action::Send(permission_response(&request_id, decision, &input, RULE_DENY_MESSAGE)),
-                Action::Update(SessionUpdate::PermissionAutoDecided { tool, input, decision }),
+                Action::Send(permission_response(
+                    &request_id,
+                    decision,
+                    &input,
+                    RULE_DENY_MESSAGE,
+                )),
+                Action::Update(SessionUpdate::PermissionAutoDecided {
+                    tool,
+                    input,
+                    decision,
+                }),
             ];
         }
-        let tool_call_id = request.get("tool_use_id").and_then(Value::as_str).map(str::to_owned);
-        self.pending.insert(request_id.clone(), PendingPermission { tool: tool.clone(), input: input.clone() });
-        let options = [Decision::AllowOnce, Decision::AllowAlways, Decision::RejectOnce, Decision::RejectAlways]
-            .into_iter()
-            .map(|kind| PermissionOption { id: kind.as_str().to_owned(), kind })
-            .collect();
-        vec![Action::Update(SessionUpdate::PermissionRequest { request_id, tool_call_id, tool, input, options })]
+        let tool_call_id = request
+            .get("tool_use_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        self.pending.insert(
+            request_id.clone(),
+            PendingPermission {
+                tool: tool.clone(),
+                input: input.clone(),
+            },
+        );
+        let options = [
+            Decision::AllowOnce,
+            Decision::AllowAlways,
+            Decision::RejectOnce,
+            Decision::RejectAlways,
+        ]
+        .into_iter()
+        .map(|kind| PermissionOption {
+            id: kind.as_str().to_owned(),
+            kind,
+        })
+        .collect();
+        vec![Action::Update(SessionUpdate::PermissionRequest {
+            request_id,
+            tool_call_id,
+            tool,
+            input,
+            options,
+        })]
     }
 }
 
 /// The `control_response` line answering a `can_use_tool` request.
-fn permission_response(request_id: &str, decision: Decision, input: &Value, deny_message: &str) -> Value {
+fn permission_response(
+    request_id: &str,
+    decision: Decision,
+    input: &Value,
+    deny_message: &str,
+) -> Value {
     let response = if decision.allows() {
         json!({"behavior": "allow", "updatedInput": input})
     } else {
@@ -220,10 +297,18 @@ fn permission_response(request_id: &str, decision: Decision, input: &Value, deny
 
 fn on_control_response(msg: &Value) -> Vec<Action> {
     let response = msg.get("response");
-    let subtype = response.and_then(|r| r.get("subtype")).and_then(Value::as_str);
-    let request_id = response.and_then(|r| r.get("request_id")).and_then(Value::as_str).unwrap_or_default();
+    let subtype = response
+        .and_then(|r| r.get("subtype"))
+        .and_then(Value::as_str);
+    let request_id = response
+        .and_then(|r| r.get("request_id"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if subtype == Some("error") {
-        let error = response.and_then(|r| r.get("error")).and_then(Value::as_str).unwrap_or("unknown error");
+        let error = response
+            .and_then(|r| r.get("error"))
+            .and_then(Value::as_str)
+            .unwrap_or("unknown error");
         tracing::warn!(request_id, error, "claude refused a control request");
         return vec![Action::Update(SessionUpdate::Error {
             message: format!("Claude refused control request {request_id}: {error}"),
@@ -243,14 +328,29 @@ fn assistant_blocks(msg: &Value) -> Vec<Action> {
         .iter()
         .filter_map(|block| match block.get("type").and_then(Value::as_str) {
             Some("text") => {
-                let text = block.get("text").and_then(Value::as_str).unwrap_or_default();
-                (!text.is_empty()).then(|| Action::Update(SessionUpdate::AgentMessageChunk { text: text.to_owned() }))
+                let text = block
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                (!text.is_empty()).then(|| {
+                    Action::Update(SessionUpdate::AgentMessageChunk {
+                        text: text.to_owned(),
+                    })
+                })
             }
             Some("tool_use") => {
-                let name = block.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+                let name = block
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
                 let input = block.get("input").cloned().unwrap_or_else(|| json!({}));
                 Some(Action::Update(SessionUpdate::ToolCall {
-                    tool_call_id: block.get("id").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                    tool_call_id: block
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
                     title: tool_title(&name, &input),
                     name,
                     input,
@@ -269,7 +369,10 @@ pub fn tool_title(name: &str, input: &Value) -> String {
         "Edit" | "Write" | "Read" | "MultiEdit" | "NotebookEdit" => "file_path",
         _ => return name.to_owned(),
     };
-    input.get(field).and_then(Value::as_str).map_or_else(|| name.to_owned(), str::to_owned)
+    input
+        .get(field)
+        .and_then(Value::as_str)
+        .map_or_else(|| name.to_owned(), str::to_owned)
 }
 
 /// `user` lines from Claude echo tool results back; each one finishes a tool call.
@@ -281,10 +384,21 @@ fn tool_results(msg: &Value) -> Vec<Action> {
         .iter()
         .filter(|block| block.get("type").and_then(Value::as_str) == Some("tool_result"))
         .map(|block| {
-            let is_error = block.get("is_error").and_then(Value::as_bool).unwrap_or(false);
+            let is_error = block
+                .get("is_error")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
             Action::Update(SessionUpdate::ToolCallUpdate {
-                tool_call_id: block.get("tool_use_id").and_then(Value::as_str).unwrap_or_default().to_owned(),
-                status: if is_error { ToolCallStatus::Failed } else { ToolCallStatus::Completed },
+                tool_call_id: block
+                    .get("tool_use_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+                status: if is_error {
+                    ToolCallStatus::Failed
+                } else {
+                    ToolCallStatus::Completed
+                },
                 output: block.get("content").map(content_text),
             })
         })

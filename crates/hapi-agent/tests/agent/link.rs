@@ -15,11 +15,18 @@ const TOKEN: &str = "tok-123";
 const UPDATES: u64 = 40;
 
 /// Accepts one WebSocket, checking path and bearer token.
+#[allow(
+    clippy::result_large_err,
+    reason = "tungstenite's handshake callback returns its own error type"
+)]
 async fn accept(listener: &TcpListener) -> WebSocketStream<TcpStream> {
     let (tcp, _) = listener.accept().await.expect("accept");
     accept_hdr_async(tcp, |req: &Request, resp: Response| {
         assert_eq!(req.uri().path(), "/api/sessions/s1/ws");
-        let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+        let auth = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
         assert_eq!(auth, Some("Bearer tok-123"));
         Ok::<_, ErrorResponse>(resp)
     })
@@ -28,13 +35,17 @@ async fn accept(listener: &TcpListener) -> WebSocketStream<TcpStream> {
 }
 
 async fn send(ws: &mut WebSocketStream<TcpStream>, frame: HubFrame) {
-    ws.send(Message::Text(serde_json::to_string(&frame).unwrap().into())).await.expect("send");
+    ws.send(Message::Text(serde_json::to_string(&frame).unwrap().into()))
+        .await
+        .expect("send");
 }
 
 async fn next_frame(ws: &mut WebSocketStream<TcpStream>) -> Option<SessionFrame> {
     loop {
         match ws.next().await? {
-            Ok(Message::Text(text)) => return Some(serde_json::from_str(&text).expect("session frame")),
+            Ok(Message::Text(text)) => {
+                return Some(serde_json::from_str(&text).expect("session frame"));
+            }
             Ok(Message::Close(_)) | Err(_) => return None,
             Ok(_) => {}
         }
@@ -52,8 +63,22 @@ async fn resends_unacked_updates_after_a_drop_and_applies_commands_once() {
     let hub = tokio::spawn(async move {
         // First connection: two commands, read some updates, never ack, drop.
         let mut ws = accept(&listener).await;
-        send(&mut ws, HubFrame::Command { id: 1, command: prompt("a") }).await;
-        send(&mut ws, HubFrame::Command { id: 2, command: SessionCommand::Abort }).await;
+        send(
+            &mut ws,
+            HubFrame::Command {
+                id: 1,
+                command: prompt("a"),
+            },
+        )
+        .await;
+        send(
+            &mut ws,
+            HubFrame::Command {
+                id: 2,
+                command: SessionCommand::Abort,
+            },
+        )
+        .await;
         let mut first = Vec::new();
         let mut acks_first = Vec::new();
         while first.len() < 5 || acks_first.len() < 2 {
@@ -66,9 +91,30 @@ async fn resends_unacked_updates_after_a_drop_and_applies_commands_once() {
 
         // Second connection: replay 1 and 2, add 3, ack everything as it comes.
         let mut ws = accept(&listener).await;
-        send(&mut ws, HubFrame::Command { id: 1, command: prompt("a") }).await;
-        send(&mut ws, HubFrame::Command { id: 2, command: SessionCommand::Abort }).await;
-        send(&mut ws, HubFrame::Command { id: 3, command: prompt("b") }).await;
+        send(
+            &mut ws,
+            HubFrame::Command {
+                id: 1,
+                command: prompt("a"),
+            },
+        )
+        .await;
+        send(
+            &mut ws,
+            HubFrame::Command {
+                id: 2,
+                command: SessionCommand::Abort,
+            },
+        )
+        .await;
+        send(
+            &mut ws,
+            HubFrame::Command {
+                id: 3,
+                command: prompt("b"),
+            },
+        )
+        .await;
         let mut second = Vec::new();
         let mut acks_second = Vec::new();
         while let Some(frame) = next_frame(&mut ws).await {
@@ -85,20 +131,33 @@ async fn resends_unacked_updates_after_a_drop_and_applies_commands_once() {
 
     let (updates_tx, updates_rx) = mpsc::channel(16);
     let (commands_tx, mut commands_rx) = mpsc::channel(16);
-    let config = LinkConfig { hub_url, session_id: "s1".into(), session_token: TOKEN.into() };
+    let config = LinkConfig {
+        hub_url,
+        session_id: "s1".into(),
+        session_token: TOKEN.into(),
+    };
     let link = Link::start(config, updates_rx, commands_tx).expect("link starts");
-    let sent: Vec<SessionUpdate> =
-        (1..=UPDATES).map(|i| SessionUpdate::AgentMessageChunk { text: format!("m{i}") }).collect();
+    let sent: Vec<SessionUpdate> = (1..=UPDATES)
+        .map(|i| SessionUpdate::AgentMessageChunk {
+            text: format!("m{i}"),
+        })
+        .collect();
     for update in sent.clone() {
         updates_tx.send(update).await.unwrap();
     }
     drop(updates_tx);
-    let progress = link.finish(Duration::from_secs(10)).await.expect("link finishes");
+    let progress = link
+        .finish(Duration::from_secs(10))
+        .await
+        .expect("link finishes");
     assert_eq!((progress.sent, progress.acked), (UPDATES, UPDATES));
     assert!(progress.reconnects >= 1);
 
     let (first, acks_first, second, acks_second) =
-        tokio::time::timeout(Duration::from_secs(10), hub).await.expect("hub ends").unwrap();
+        tokio::time::timeout(Duration::from_secs(10), hub)
+            .await
+            .expect("hub ends")
+            .unwrap();
     // The first connection saw a prefix, in order.
     for (i, (seq, update)) in first.iter().enumerate() {
         assert_eq!(*seq, i as u64 + 1);
@@ -112,16 +171,27 @@ async fn resends_unacked_updates_after_a_drop_and_applies_commands_once() {
         assert_eq!(update, &sent[*seq as usize - 1]);
     }
     assert_eq!(acks_first, vec![1, 2]);
-    assert_eq!(acks_second, vec![2, 2, 3], "replays are re-acked, the new one acked once");
+    assert_eq!(
+        acks_second,
+        vec![2, 2, 3],
+        "replays are re-acked, the new one acked once"
+    );
 
     let mut applied = Vec::new();
     while let Ok(command) = commands_rx.try_recv() {
         applied.push(command);
     }
-    assert_eq!(applied, vec![prompt("a"), SessionCommand::Abort, prompt("b")]);
+    assert_eq!(
+        applied,
+        vec![prompt("a"), SessionCommand::Abort, prompt("b")]
+    );
 }
 
 #[tokio::test]
+#[allow(
+    clippy::result_large_err,
+    reason = "tungstenite's handshake callback returns its own error type"
+)]
 async fn a_rejected_token_ends_the_link() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hub_url = format!("http://{}", listener.local_addr().unwrap());
@@ -137,10 +207,20 @@ async fn a_rejected_token_ends_the_link() {
     });
     let (_updates_tx, updates_rx) = mpsc::channel(1);
     let (commands_tx, _commands_rx) = mpsc::channel(1);
-    let config = LinkConfig { hub_url, session_id: "s1".into(), session_token: "wrong".into() };
+    let config = LinkConfig {
+        hub_url,
+        session_id: "s1".into(),
+        session_token: "wrong".into(),
+    };
     let link = Link::start(config, updates_rx, commands_tx).unwrap();
     let result = link.finish(Duration::from_secs(10)).await;
-    assert!(matches!(result, Err(hapi_agent::AgentError::HubRejected { status: 401 })), "{result:?}");
+    assert!(
+        matches!(
+            result,
+            Err(hapi_agent::AgentError::HubRejected { status: 401 })
+        ),
+        "{result:?}"
+    );
     hub.await.unwrap();
 }
 
@@ -148,8 +228,65 @@ async fn a_rejected_token_ends_the_link() {
 fn a_non_http_hub_url_is_refused() {
     let (_tx, rx) = mpsc::channel(1);
     let (ctx, _crx) = mpsc::channel(1);
-    let config = LinkConfig { hub_url: "ftp://x".into(), session_id: "s".into(), session_token: "t".into() };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let config = LinkConfig {
+        hub_url: "ftp://x".into(),
+        session_id: "s".into(),
+        session_token: "t".into(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let result = runtime.block_on(async { Link::start(config, rx, ctx).map(|_| ()) });
     assert!(matches!(result, Err(hapi_agent::AgentError::HubUrl(_))));
+}
+
+/// Many updates with sparse cumulative acks: all arrive, in order, pipelined.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelines_many_updates_with_cumulative_acks() {
+    const MANY: u64 = 50_000;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hub_url = format!("http://{}", listener.local_addr().unwrap());
+    let hub = tokio::spawn(async move {
+        let mut ws = accept(&listener).await;
+        let mut expected = 1;
+        while let Some(frame) = next_frame(&mut ws).await {
+            if let SessionFrame::Update { client_seq, .. } = frame {
+                assert_eq!(client_seq, expected);
+                expected += 1;
+                if client_seq % 1000 == 0 || client_seq == MANY {
+                    send(&mut ws, HubFrame::Ack { client_seq }).await;
+                }
+            }
+        }
+        expected - 1
+    });
+    let (updates_tx, updates_rx) = mpsc::channel(4096);
+    let (commands_tx, _commands_rx) = mpsc::channel(1);
+    let config = LinkConfig {
+        hub_url,
+        session_id: "s1".into(),
+        session_token: TOKEN.into(),
+    };
+    let started = std::time::Instant::now();
+    let link = Link::start(config, updates_rx, commands_tx).unwrap();
+    let text = "x".repeat(400);
+    for _ in 0..MANY {
+        updates_tx
+            .send(SessionUpdate::AgentMessageChunk { text: text.clone() })
+            .await
+            .unwrap();
+    }
+    drop(updates_tx);
+    let progress = link.finish(Duration::from_secs(60)).await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(
+        (progress.sent, progress.acked, progress.reconnects),
+        (MANY, MANY, 0)
+    );
+    assert_eq!(hub.await.unwrap(), MANY);
+    eprintln!(
+        "link: {MANY} updates in {elapsed:?} ({:.0}/s)",
+        MANY as f64 / elapsed.as_secs_f64()
+    );
 }

@@ -14,7 +14,11 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// A hub that acks every update, forwards them to the test, and sends commands
 /// the test asks for. Serves connections one after another.
-async fn start_hub() -> (String, mpsc::UnboundedReceiver<SessionUpdate>, mpsc::UnboundedSender<SessionCommand>) {
+async fn start_hub() -> (
+    String,
+    mpsc::UnboundedReceiver<SessionUpdate>,
+    mpsc::UnboundedSender<SessionCommand>,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (updates_tx, updates_rx) = mpsc::unbounded_channel();
@@ -23,7 +27,9 @@ async fn start_hub() -> (String, mpsc::UnboundedReceiver<SessionUpdate>, mpsc::U
         let mut next_id = 0u64;
         let mut last_seq = 0u64;
         while let Ok((tcp, _)) = listener.accept().await {
-            let Ok(mut ws) = accept_async(tcp).await else { continue };
+            let Ok(mut ws) = accept_async(tcp).await else {
+                continue;
+            };
             loop {
                 tokio::select! {
                     frame = ws.next() => {
@@ -65,29 +71,57 @@ fn options(hub_url: String, cwd: PathBuf, agent_path: PathBuf) -> SessionOptions
 }
 
 async fn next(updates: &mut mpsc::UnboundedReceiver<SessionUpdate>) -> SessionUpdate {
-    tokio::time::timeout(Duration::from_secs(20), updates.recv()).await.expect("an update in time").expect("hub alive")
+    tokio::time::timeout(Duration::from_secs(20), updates.recv())
+        .await
+        .expect("an update in time")
+        .expect("hub alive")
 }
 
 #[tokio::test]
 async fn a_session_runs_decides_and_stops_through_the_hub() {
     let dir = tempfile::tempdir().unwrap();
     let (hub_url, mut updates, commands) = start_hub().await;
-    let opts = options(hub_url, dir.path().to_path_buf(), env!("CARGO_BIN_EXE_fake-claude").into());
+    let opts = options(
+        hub_url,
+        dir.path().to_path_buf(),
+        env!("CARGO_BIN_EXE_fake-claude").into(),
+    );
     let session = tokio::spawn(run_session(opts, pending()));
 
-    assert_eq!(next(&mut updates).await, SessionUpdate::UserMessage { text: "do it".into() });
+    assert_eq!(
+        next(&mut updates).await,
+        SessionUpdate::UserMessage {
+            text: "do it".into()
+        }
+    );
     let request_id = loop {
         if let SessionUpdate::PermissionRequest { request_id, .. } = next(&mut updates).await {
             break request_id;
         }
     };
-    commands.send(SessionCommand::Decide { request_id, decision: Decision::AllowOnce, message: None }).unwrap();
+    commands
+        .send(SessionCommand::Decide {
+            request_id,
+            decision: Decision::AllowOnce,
+            message: None,
+        })
+        .unwrap();
     while !matches!(next(&mut updates).await, SessionUpdate::TurnEnd { .. }) {}
     assert!(dir.path().join("out.txt").exists());
     commands.send(SessionCommand::Stop).unwrap();
-    assert_eq!(next(&mut updates).await, SessionUpdate::SessionEnded { reason: "stopped".into(), exit_code: Some(0) });
+    assert_eq!(
+        next(&mut updates).await,
+        SessionUpdate::SessionEnded {
+            reason: "stopped".into(),
+            exit_code: Some(0)
+        }
+    );
 
-    let summary = tokio::time::timeout(Duration::from_secs(20), session).await.unwrap().unwrap().unwrap();
+    let summary = tokio::time::timeout(Duration::from_secs(20), session)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(summary.reason, "stopped");
     assert!(summary.all_acked);
     assert!(summary.updates_sent >= 9, "{summary:?}");
@@ -97,25 +131,58 @@ async fn a_session_runs_decides_and_stops_through_the_hub() {
 async fn the_shutdown_future_stops_the_agent() {
     let dir = tempfile::tempdir().unwrap();
     let (hub_url, mut updates, _commands) = start_hub().await;
-    let opts = options(hub_url, dir.path().to_path_buf(), env!("CARGO_BIN_EXE_fake-claude").into());
+    let opts = options(
+        hub_url,
+        dir.path().to_path_buf(),
+        env!("CARGO_BIN_EXE_fake-claude").into(),
+    );
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let session = tokio::spawn(run_session(opts, async move {
         let _ = stop_rx.await;
     }));
-    while !matches!(next(&mut updates).await, SessionUpdate::PermissionRequest { .. }) {}
+    while !matches!(
+        next(&mut updates).await,
+        SessionUpdate::PermissionRequest { .. }
+    ) {}
     stop_tx.send(()).unwrap();
-    let summary = tokio::time::timeout(Duration::from_secs(20), session).await.unwrap().unwrap().unwrap();
-    assert_eq!((summary.reason.as_str(), summary.all_acked), ("stopped", true));
-    assert!(matches!(next(&mut updates).await, SessionUpdate::SessionEnded { .. }));
+    let summary = tokio::time::timeout(Duration::from_secs(20), session)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (summary.reason.as_str(), summary.all_acked),
+        ("stopped", true)
+    );
+    assert!(matches!(
+        next(&mut updates).await,
+        SessionUpdate::SessionEnded { .. }
+    ));
 }
 
 #[tokio::test]
 async fn a_spawn_failure_is_reported_to_the_hub() {
     let dir = tempfile::tempdir().unwrap();
     let (hub_url, mut updates, _commands) = start_hub().await;
-    let opts = options(hub_url, dir.path().to_path_buf(), dir.path().join("missing-claude"));
+    let opts = options(
+        hub_url,
+        dir.path().to_path_buf(),
+        dir.path().join("missing-claude"),
+    );
     let result = run_session(opts, pending()).await;
-    assert!(matches!(result, Err(AgentError::Spawn { .. })), "{result:?}");
-    assert!(matches!(next(&mut updates).await, SessionUpdate::Error { .. }));
-    assert_eq!(next(&mut updates).await, SessionUpdate::SessionEnded { reason: "spawn_failed".into(), exit_code: None });
+    assert!(
+        matches!(result, Err(AgentError::Spawn { .. })),
+        "{result:?}"
+    );
+    assert!(matches!(
+        next(&mut updates).await,
+        SessionUpdate::Error { .. }
+    ));
+    assert_eq!(
+        next(&mut updates).await,
+        SessionUpdate::SessionEnded {
+            reason: "spawn_failed".into(),
+            exit_code: None
+        }
+    );
 }

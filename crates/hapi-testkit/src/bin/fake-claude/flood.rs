@@ -26,15 +26,22 @@ pub async fn run(out: &Output, _prompt: &str) {
         let mut batch = Vec::new();
         while sent < due {
             sent += 1;
-            batch.push(out.assistant(&format!("msg_flood_{sent}"), json!({"type": "text", "text": text(size)})));
+            batch.push(out.assistant(
+                &format!("msg_flood_{sent}"),
+                json!({"type": "text", "text": text(size)}),
+            ));
         }
         out.lines(&batch).await;
     }
-    out.result("success", "flood done", "completed", &json!([])).await;
+    out.result("success", "flood done", "completed", &json!([]))
+        .await;
 }
 
 fn text(size: usize) -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
     let mut text = format!("ts={nanos};");
     while text.len() < size {
         text.push('x');

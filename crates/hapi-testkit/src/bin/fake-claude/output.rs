@@ -15,7 +15,9 @@ impl Output {
         Output {
             stdout: Mutex::new(BufWriter::new(tokio::io::stdout())),
             session_id: uuid::Uuid::new_v4().to_string(),
-            cwd: std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default(),
+            cwd: std::env::current_dir()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
         }
     }
 
@@ -69,7 +71,13 @@ impl Output {
     }
 
     /// The `result` line that ends a turn.
-    pub async fn result(&self, subtype: &str, result: &str, terminal_reason: &str, denials: &Value) {
+    pub async fn result(
+        &self,
+        subtype: &str,
+        result: &str,
+        terminal_reason: &str,
+        denials: &Value,
+    ) {
         let completed = subtype == "success";
         self.line(&json!({
             "type": "result", "subtype": subtype, "is_error": false,
