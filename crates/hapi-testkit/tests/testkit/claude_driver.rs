@@ -349,3 +349,40 @@ async fn a_missing_binary_is_a_spawn_error() {
     let result = ClaudeDriver.spawn(spec(dir.path().join("no-such-claude"), dir.path(), &[]));
     assert!(matches!(result, Err(AgentError::Spawn { .. })));
 }
+
+#[tokio::test]
+async fn the_handshake_and_flags_go_first_and_an_own_exit_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("record.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho \"$@\" > args.txt\nread -r line\necho \"$line\" > first.json\nexit 3\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut agent = ClaudeDriver.spawn(spec(script, dir.path(), &[])).unwrap();
+    let seen = collect_until(&mut agent, |u| {
+        matches!(u, SessionUpdate::SessionEnded { .. })
+    })
+    .await;
+    assert_eq!(
+        seen,
+        vec![SessionUpdate::SessionEnded {
+            reason: "exited".into(),
+            exit_code: Some(3)
+        }]
+    );
+    let args = std::fs::read_to_string(dir.path().join("args.txt")).unwrap();
+    assert_eq!(
+        args.trim(),
+        "--input-format stream-json --output-format stream-json --verbose \
+         --permission-prompt-tool stdio --model fake"
+    );
+    let first: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("first.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        first,
+        hapi_agent::claude::stream::ClaudeStream::initialize_request()
+    );
+}
