@@ -1,0 +1,128 @@
+//! Store tests against real SQLite files in a temporary directory.
+use hapi_protocol::{AgentKind, Decision, EventPayload, PermissionOption, SessionState, SessionUpdate};
+use hapi_store::rusqlite::TransactionBehavior;
+use hapi_store::{Durability, Store, StoreError};
+use serde_json::json;
+
+fn open() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("hapi.db"), Durability::Normal).unwrap();
+    (dir, store)
+}
+
+fn write<T>(store: &Store, f: impl FnOnce(&hapi_store::rusqlite::Transaction) -> hapi_store::Result<T>) -> hapi_store::Result<T> {
+    let mut conn = store.writer().unwrap();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).unwrap();
+    let out = f(&tx)?;
+    tx.commit().unwrap();
+    Ok(out)
+}
+
+fn session(store: &Store) -> String {
+    write(store, |tx| hapi_store::create_session(tx, "s1", None, AgentKind::Claude, "/tmp", "hash")).unwrap();
+    "s1".into()
+}
+
+fn permission(request_id: &str) -> SessionUpdate {
+    SessionUpdate::PermissionRequest {
+        request_id: request_id.into(),
+        tool_call_id: None,
+        tool: "Bash".into(),
+        input: json!({"command": "ls"}),
+        options: vec![PermissionOption { id: "allow".into(), kind: Decision::AllowOnce }],
+    }
+}
+
+#[test]
+fn reopening_keeps_data_and_migrations_run_once() {
+    let (dir, store) = open();
+    let id = session(&store);
+    drop(store);
+    let store = Store::open(dir.path().join("hapi.db"), Durability::Full).unwrap();
+    let s = store.read(|c| hapi_store::session(c, &id)).unwrap();
+    assert_eq!(s.state, SessionState::Starting);
+    let version: i64 = store.read(|c| Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?)).unwrap();
+    assert_eq!(version, 1);
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_reported_not_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hapi.db");
+    let garbage = vec![0x5au8; 8192];
+    std::fs::write(&path, &garbage).unwrap();
+    let err = Store::open(&path, Durability::Normal).err().expect("must fail");
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("hapi.db"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), garbage, "the file is left untouched");
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let (dir, store) = open();
+    write(&store, |tx| Ok(tx.pragma_update(None, "user_version", 99)?)).unwrap();
+    drop(store);
+    let err = Store::open(dir.path().join("hapi.db"), Durability::Normal).err().unwrap();
+    assert!(matches!(err, StoreError::TooNew { found: 99, supported: 1 }), "{err}");
+}
+
+#[test]
+fn sequence_numbers_are_global_and_per_session_and_resends_are_no_ops() {
+    let (_dir, store) = open();
+    let id = session(&store);
+    write(&store, |tx| hapi_store::create_session(tx, "s2", None, AgentKind::Claude, "/tmp", "h")).unwrap();
+    let chunk = |t: &str| SessionUpdate::AgentMessageChunk { text: t.into() };
+    let a = write(&store, |tx| hapi_store::append_update(tx, &id, Some(1), &chunk("a"))).unwrap();
+    let b = write(&store, |tx| hapi_store::append_update(tx, "s2", Some(1), &chunk("b"))).unwrap();
+    let again = write(&store, |tx| hapi_store::append_update(tx, &id, Some(1), &chunk("a"))).unwrap();
+    assert!(again.duplicate && again.events.is_empty());
+    let c = write(&store, |tx| hapi_store::append_update(tx, &id, Some(2), &chunk("c"))).unwrap();
+    let seq = |ap: &hapi_store::Appended| match &ap.events[0].payload {
+        EventPayload::Message { message } => (ap.events[0].seq, message.seq),
+        _ => panic!("message first"),
+    };
+    let (ga, sa) = seq(&a);
+    let (gb, sb) = seq(&b);
+    let (gc, sc) = seq(&c);
+    assert!(ga < gb && gb < gc, "global seq is monotonic across sessions");
+    assert_eq!((sa, sb, sc), (1, 1, 2), "per-session seq counts each session");
+    let all = store.read(|c| hapi_store::events_after(c, 0, 100)).unwrap();
+    assert_eq!(all.len(), 5, "2 session events + 3 messages");
+    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
+}
+
+#[test]
+fn approvals_are_created_once_and_decided_once() {
+    let (_dir, store) = open();
+    let id = session(&store);
+    write(&store, |tx| hapi_store::append_update(tx, &id, Some(1), &permission("r1"))).unwrap();
+    // The same request id in a new message (a driver replay) makes no second approval.
+    write(&store, |tx| hapi_store::append_update(tx, &id, Some(2), &permission("r1"))).unwrap();
+    let pending = store.read(|c| hapi_store::list_approvals(c, Some(hapi_protocol::ApprovalState::Pending), None, 10)).unwrap();
+    assert_eq!(pending.len(), 1);
+    let aid = pending[0].id.clone();
+    let (approval, request_id, _) =
+        write(&store, |tx| hapi_store::decide_approval(tx, &aid, Decision::RejectOnce, Some("no"), "owner")).unwrap();
+    assert_eq!((approval.decision, request_id.as_str()), (Some(Decision::RejectOnce), "r1"));
+    let second = write(&store, |tx| hapi_store::decide_approval(tx, &aid, Decision::AllowOnce, None, "owner"));
+    assert!(matches!(second, Err(StoreError::AlreadyDecided("decided"))));
+    let stored = store.read(|c| hapi_store::approval(c, &aid)).unwrap();
+    assert_eq!(stored.decision, Some(Decision::RejectOnce));
+    assert_eq!(stored.message.as_deref(), Some("no"));
+}
+
+#[test]
+fn ending_a_session_cancels_its_pending_approvals_and_refuses_prompts() {
+    let (_dir, store) = open();
+    let id = session(&store);
+    write(&store, |tx| hapi_store::append_update(tx, &id, Some(1), &permission("r1"))).unwrap();
+    let ended = SessionUpdate::SessionEnded { reason: "exited".into(), exit_code: Some(0) };
+    write(&store, |tx| hapi_store::append_update(tx, &id, Some(2), &ended)).unwrap();
+    let s = store.read(|c| hapi_store::session(c, &id)).unwrap();
+    assert_eq!((s.state, s.pending_approvals), (SessionState::Ended, 0));
+    let all = store.read(|c| hapi_store::list_approvals(c, None, Some(&id), 10)).unwrap();
+    assert_eq!(all[0].state, hapi_protocol::ApprovalState::Cancelled);
+    let prompt = SessionUpdate::UserMessage { text: "hi".into() };
+    let err = write(&store, |tx| hapi_store::append_update(tx, &id, None, &prompt));
+    assert!(matches!(err, Err(StoreError::SessionEnded)));
+}
