@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { tokenFromFragment } from "./auth";
+import { fragmentWithoutToken, tokenFromFragment } from "./auth";
 import { shortenCwd } from "./sessionFormat";
 
 describe("tokenFromFragment", () => {
@@ -8,6 +8,14 @@ describe("tokenFromFragment", () => {
     expect(tokenFromFragment("#/session/x?token=t%2B1")).toBe("t+1");
     expect(tokenFromFragment("#/session/x")).toBeNull();
     expect(tokenFromFragment("")).toBeNull();
+  });
+});
+
+describe("fragmentWithoutToken", () => {
+  it("drops only the token", () => {
+    expect(fragmentWithoutToken("#token=abc")).toBe("");
+    expect(fragmentWithoutToken("#/session/s1?token=abc")).toBe("#/session/s1");
+    expect(fragmentWithoutToken("#/session/s1?token=abc&x=1")).toBe("#/session/s1?x=1");
   });
 });
 

@@ -12,13 +12,26 @@ export function tokenFromFragment(hash: string): string | null {
   return value && value.trim() ? value.trim() : null;
 }
 
+/** The fragment without its token: `#/session/x?token=t` → `#/session/x`. */
+export function fragmentWithoutToken(hash: string): string {
+  const raw = hash.startsWith("#") ? hash.slice(1) : hash;
+  const q = raw.indexOf("?");
+  const route = q >= 0 ? raw.slice(0, q) : raw.includes("=") ? "" : raw;
+  const params = new URLSearchParams(q >= 0 ? raw.slice(q + 1) : raw.includes("=") ? raw : "");
+  params.delete("token");
+  const rest = params.toString();
+  const out = route + (rest ? `?${rest}` : "");
+  return out ? `#${out}` : "";
+}
+
 /** Takes a token from the fragment (if any), persists it, and cleans the URL. */
-export function adoptTokenFromLocation(): void {
+export function adoptTokenFromLocation(): string | null {
   const token = tokenFromFragment(window.location.hash);
-  if (!token) return;
+  if (!token) return null;
   storeToken(token);
-  const url = window.location.pathname + window.location.search;
+  const url = window.location.pathname + window.location.search + fragmentWithoutToken(window.location.hash);
   window.history.replaceState(null, "", url);
+  return token;
 }
 
 export function loadToken(): string | null {

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useMemo, useState } from "preact/hooks";
-import { clearToken, loadToken, storeToken } from "../auth";
+import { adoptTokenFromLocation, clearToken, loadToken, storeToken } from "../auth";
 import { HubStore, useHubState } from "../hub";
 import { pendingApprovals } from "../hubState";
 import { SignIn } from "./SignIn";
@@ -26,6 +26,19 @@ export function App() {
     clearToken();
     setNotice(message);
     setToken(null);
+  }, []);
+
+  // A `#token=` pasted into an already open tab arrives as a hash change.
+  useEffect(() => {
+    const onHash = () => {
+      const t = adoptTokenFromLocation();
+      if (t) {
+        setNotice(null);
+        setToken(t);
+      }
+    };
+    window.addEventListener("hashchange", onHash);
+    return () => window.removeEventListener("hashchange", onHash);
   }, []);
 
   if (!token) {

@@ -45,7 +45,7 @@ export function ApprovalCard(props: { approval: Approval; store: HubStore }) {
       aria-label={`Approval request for ${approval.tool}`}
     >
       <header class="approval-head">
-        <span class="approval-kicker">Permission needed</span>
+        <span class="approval-kicker">{pending ? "Permission needed" : "Permission"}</span>
         <strong class="tool-name">{approval.tool}</strong>
       </header>
       <div class="approval-input">
