@@ -14,7 +14,7 @@ function ToolCall(props: { item: ToolItem }) {
   const { label, text } = describeToolInput(item.input);
   const title = item.title || (item.input !== null ? text : "");
   return (
-    <div class={`msg tool tool-${item.status}`} data-testid="tool-call" data-tool-call-id={item.toolCallId} data-status={item.status}>
+    <div class={`msg tool tool-${item.status}`} data-testid="tool-call" data-tool-call-id={item.toolCallId} data-tool-name={item.name} data-status={item.status}>
       <div class="tool-head">
         <span class="tool-name">{item.name}</span>
         <span class={`tool-status status-${item.status}`}>{statusLabel[item.status]}</span>
