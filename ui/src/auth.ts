@@ -3,6 +3,7 @@
 // it from the address bar right away.
 
 const STORAGE_KEY = "hapi.token";
+const CURSOR_KEY = "hapi.eventCursor";
 
 /** Reads `token` from a fragment like `#token=abc` or `#/x?token=abc&y=1`. */
 export function tokenFromFragment(hash: string): string | null {
@@ -44,6 +45,7 @@ export function loadToken(): string | null {
 
 export function storeToken(token: string): void {
   try {
+    if (window.localStorage.getItem(STORAGE_KEY) !== token) window.localStorage.removeItem(CURSOR_KEY);
     window.localStorage.setItem(STORAGE_KEY, token);
   } catch {
     // Private mode without storage: the token lives for this page only.
@@ -53,6 +55,29 @@ export function storeToken(token: string): void {
 export function clearToken(): void {
   try {
     window.localStorage.removeItem(STORAGE_KEY);
+    window.localStorage.removeItem(CURSOR_KEY);
+  } catch {
+    // ignore
+  }
+}
+
+/**
+ * Last processed global event seq, kept across page loads so a reload does
+ * not replay the hub's whole event log (a connection without `after=` starts
+ * from the beginning). Tied to the token: a new token starts over.
+ */
+export function loadEventCursor(): number | null {
+  try {
+    const v = Number(window.localStorage.getItem(CURSOR_KEY));
+    return Number.isSafeInteger(v) && v > 0 ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+export function storeEventCursor(seq: number): void {
+  try {
+    window.localStorage.setItem(CURSOR_KEY, String(seq));
   } catch {
     // ignore
   }

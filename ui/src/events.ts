@@ -13,7 +13,7 @@ export type ConnectionStatus = "connecting" | "live" | "reconnecting" | "offline
  * was processed and rejects anything at or below it (replays after resume).
  */
 export class EventCursor {
-  private last: number | null = null;
+  constructor(private last: number | null = null) {}
 
   /** Last processed global seq, or null before the first event. */
   get lastSeq(): number | null {
@@ -77,10 +77,12 @@ export interface EventStreamHandlers {
    * reload its snapshot, since events before this point were not streamed.
    */
   onOpen(resumed: boolean): void;
+  /** The cursor moved (to persist it across page loads). */
+  onCursor?(seq: number): void;
 }
 
 export class HubEventStream {
-  private readonly cursor = new EventCursor();
+  private readonly cursor: EventCursor;
   private readonly backoff = new Backoff();
   private source: EventSource | null = null;
   private timer: ReturnType<typeof setTimeout> | null = null;
@@ -90,7 +92,11 @@ export class HubEventStream {
   constructor(
     private readonly api: HubApi,
     private readonly handlers: EventStreamHandlers,
-  ) {}
+    /** Where to resume from on the first connection (persisted cursor). */
+    initialSeq: number | null = null,
+  ) {
+    this.cursor = new EventCursor(initialSeq);
+  }
 
   start(): void {
     this.stopped = false;
@@ -131,7 +137,10 @@ export class HubEventStream {
     const onData = (ev: MessageEvent<string>) => {
       if (gen !== this.generation) return;
       const event = parseHubEvent(ev.data);
-      if (event && this.cursor.accept(event.seq)) this.handlers.onEvent(event);
+      if (event && this.cursor.accept(event.seq)) {
+        this.handlers.onEvent(event);
+        this.handlers.onCursor?.(event.seq);
+      }
     };
     source.addEventListener("hub", onData as EventListener);
     source.addEventListener("message", onData as EventListener);

@@ -2,6 +2,7 @@
 // and notifies subscribed views. Reductions live in hubState.ts.
 import { useEffect, useState } from "preact/hooks";
 import { ApiError, HubApi, PAGE_SIZE } from "./api";
+import { loadEventCursor, storeEventCursor } from "./auth";
 import type { Decision } from "./generated/Decision";
 import type { HubEvent } from "./generated/HubEvent";
 import { HubEventStream } from "./events";
@@ -33,6 +34,10 @@ export class HubStore {
   private readonly stream: HubEventStream;
   private readonly gapFetches = new Set<string>();
   private pruneTimer: ReturnType<typeof setTimeout> | null = null;
+  private notifyScheduled = false;
+  private cursorTimer: ReturnType<typeof setTimeout> | null = null;
+  private openedOnce = false;
+  private cursorSeq = 0;
 
   constructor(token: string, onUnauthorized: () => void) {
     this.api = new HubApi(token, onUnauthorized);
@@ -40,10 +45,14 @@ export class HubStore {
       onEvent: (e) => this.onEvent(e),
       onStatus: (connection) => this.set({ ...this.state, connection }),
       onOpen: (resumed) => {
-        if (!resumed) void this.loadSnapshot();
+        // Without a cursor, or on this page's first connection (resuming from
+        // a persisted cursor), our snapshot may predate the stream: reload it.
+        if (!resumed || !this.openedOnce) void this.loadSnapshot();
         else void this.fillGaps();
+        this.openedOnce = true;
       },
-    });
+      onCursor: (seq) => this.persistCursor(seq),
+    }, loadEventCursor());
   }
 
   get snapshot(): HubState {
@@ -55,10 +64,27 @@ export class HubStore {
     return () => this.listeners.delete(fn);
   }
 
+  /** Updates state; views re-render at most once per frame (event bursts, replays). */
   private set(next: HubState): void {
     if (next === this.state) return;
     this.state = next;
-    for (const fn of this.listeners) fn();
+    if (this.notifyScheduled) return;
+    this.notifyScheduled = true;
+    const flush = () => {
+      this.notifyScheduled = false;
+      for (const fn of this.listeners) fn();
+    };
+    if (typeof requestAnimationFrame === "function" && document.visibilityState === "visible") requestAnimationFrame(flush);
+    else setTimeout(flush, 50);
+  }
+
+  private persistCursor(seq: number): void {
+    this.cursorSeq = seq;
+    if (this.cursorTimer) return;
+    this.cursorTimer = setTimeout(() => {
+      this.cursorTimer = null;
+      storeEventCursor(this.cursorSeq);
+    }, 500);
   }
 
   start(): void {
@@ -70,6 +96,7 @@ export class HubStore {
   stop(): void {
     this.stream.stop();
     if (this.pruneTimer) clearTimeout(this.pruneTimer);
+    if (this.cursorTimer) clearTimeout(this.cursorTimer);
   }
 
   /** Sessions and pending approvals, merged with whatever events already said. */

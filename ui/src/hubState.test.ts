@@ -70,6 +70,13 @@ describe("applyHubEvent", () => {
   });
 });
 
+describe("replayed approvals", () => {
+  it("does not show a card for a decision that happened before we saw it pending", () => {
+    const s = applyHubEvent(initialHubState, { seq: 9, type: "approval", approval: approval("old", { state: "decided", decision: "allow_once", decided_by: "owner" }) }, 1000);
+    expect(visibleApprovals(s, "s1", 1001, 4000)).toEqual([]);
+  });
+});
+
 describe("historyGapAfter", () => {
   it("finds no gap when contiguous and up to date", () => {
     expect(historyGapAfter(withHistory([1, 2, 3]).histories.s1, 3)).toBeNull();

@@ -76,9 +76,12 @@ export function newerApproval(current: Approval | undefined, next: Approval): Ap
 }
 
 export function putApproval(state: HubState, approval: Approval, now: number): HubState {
-  const merged = newerApproval(state.approvals[approval.id], approval);
+  const current = state.approvals[approval.id];
+  const merged = newerApproval(current, approval);
+  // Only a decision we watch happen (pending → decided) gets a fading card;
+  // replayed history and snapshots of old decisions do not.
   const decidedSeenAt =
-    merged.state !== "pending" && state.decidedSeenAt[approval.id] === undefined
+    merged.state !== "pending" && current?.state === "pending" && state.decidedSeenAt[approval.id] === undefined
       ? { ...state.decidedSeenAt, [approval.id]: now }
       : state.decidedSeenAt;
   return { ...state, approvals: { ...state.approvals, [approval.id]: merged }, decidedSeenAt };
@@ -146,7 +149,8 @@ export function visibleApprovals(state: HubState, sessionId: string, now: number
     .filter(
       (a) =>
         a.session_id === sessionId &&
-        (a.state === "pending" || now - (state.decidedSeenAt[a.id] ?? 0) < keepMs),
+        (a.state === "pending" ||
+          (state.decidedSeenAt[a.id] !== undefined && now - state.decidedSeenAt[a.id] < keepMs)),
     )
     .sort((a, b) => a.created_at.localeCompare(b.created_at));
 }
