@@ -101,6 +101,9 @@ export class HubStore {
 
   /** Sessions and pending approvals, merged with whatever events already said. */
   async loadSnapshot(): Promise<void> {
+    // Pending approvals we knew before asking; only those may be dropped as
+    // stale below (one that arrives by event meanwhile is newer than the answer).
+    const knownBefore = new Set(Object.keys(this.state.approvals));
     try {
       const [sessions, approvals] = await Promise.all([this.api.sessions(), this.api.pendingApprovals()]);
       let s = this.state;
@@ -111,7 +114,7 @@ export class HubStore {
       // while we were away; drop them rather than show stale buttons.
       const listed = new Set(approvals.map((a) => a.id));
       const kept = Object.fromEntries(
-        Object.entries(s.approvals).filter(([id, a]) => a.state !== "pending" || listed.has(id)),
+        Object.entries(s.approvals).filter(([id, a]) => a.state !== "pending" || listed.has(id) || !knownBefore.has(id)),
       );
       s = { ...s, approvals: kept };
       const now = Date.now();

@@ -75,6 +75,13 @@ describe("replayed approvals", () => {
     const s = applyHubEvent(initialHubState, { seq: 9, type: "approval", approval: approval("old", { state: "decided", decision: "allow_once", decided_by: "owner" }) }, 1000);
     expect(visibleApprovals(s, "s1", 1001, 4000)).toEqual([]);
   });
+
+  it("does not show a card for an old decision replayed after its pending event", () => {
+    const t = Date.parse("2026-01-01T00:10:00Z");
+    let s = applyHubEvent(initialHubState, { seq: 1, type: "approval", approval: approval("a") }, t);
+    s = applyHubEvent(s, { seq: 2, type: "approval", approval: approval("a", { state: "decided", decision: "allow_once", decided_at: "2026-01-01T00:00:01Z" }) }, t);
+    expect(visibleApprovals(s, "s1", t + 1, 4000)).toEqual([]);
+  });
 });
 
 describe("historyGapAfter", () => {

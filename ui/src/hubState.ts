@@ -75,13 +75,21 @@ export function newerApproval(current: Approval | undefined, next: Approval): Ap
   return next;
 }
 
+/** Decisions older than this (hub clock vs ours, generous for skew) are history. */
+const RECENT_DECISION_MS = 60_000;
+
 export function putApproval(state: HubState, approval: Approval, now: number): HubState {
   const current = state.approvals[approval.id];
   const merged = newerApproval(current, approval);
-  // Only a decision we watch happen (pending → decided) gets a fading card;
-  // replayed history and snapshots of old decisions do not.
+  // Only a decision we watch happen (pending → decided, just now) gets a
+  // fading card; replayed history and snapshots of old decisions do not.
+  const decidedAt = merged.decided_at ? Date.parse(merged.decided_at) : Number.NaN;
+  const recent = Number.isNaN(decidedAt) || Math.abs(now - decidedAt) < RECENT_DECISION_MS;
   const decidedSeenAt =
-    merged.state !== "pending" && current?.state === "pending" && state.decidedSeenAt[approval.id] === undefined
+    merged.state !== "pending" &&
+    current?.state === "pending" &&
+    recent &&
+    state.decidedSeenAt[approval.id] === undefined
       ? { ...state.decidedSeenAt, [approval.id]: now }
       : state.decidedSeenAt;
   return { ...state, approvals: { ...state.approvals, [approval.id]: merged }, decidedSeenAt };
