@@ -151,7 +151,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves the hub on `listener` until `shutdown` resolves, then drains in-flight
-/// requests. Registers this machine first.
+/// requests. Registers this machine first, and marks every live session
+/// `disconnected` until its wrapper reconnects.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -161,7 +162,10 @@ pub async fn serve(
     let id = state.machine_id().to_owned();
     state
         .writer()
-        .write(move |tx| hapi_store::ensure_machine(tx, &id, &host).map(|()| ((), Vec::new())))
+        .write(move |tx| {
+            hapi_store::ensure_machine(tx, &id, &host)?;
+            Ok(((), hapi_store::mark_all_disconnected(tx)?))
+        })
         .await?;
     let app = router(state).into_make_service();
     axum::serve(listener, app)

@@ -37,7 +37,7 @@ pub use events::{append_update, events_after, messages_after, messages_before, A
 pub use machines::ensure_machine;
 pub use outbox::{ack_commands, enqueue_command, pending_commands};
 pub use sessions::{
-    create_session, list_sessions, mark_connected, mark_disconnected, session, session_token_hash,
+    create_session, list_sessions, mark_all_disconnected, mark_connected, mark_disconnected, session, session_token_hash,
 };
 
 /// Everything that can go wrong in the store.

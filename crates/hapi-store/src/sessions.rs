@@ -121,3 +121,18 @@ pub fn mark_disconnected(tx: &Transaction, id: &str) -> Result<Option<HubEvent>>
     }
     set_state(tx, id, SessionState::Disconnected)
 }
+
+/// At hub start no wrapper is connected yet: every live session is shown as
+/// `disconnected` until its wrapper reconnects (a wrapper that died while the hub
+/// was down would otherwise look alive forever).
+pub fn mark_all_disconnected(tx: &Transaction) -> Result<Vec<HubEvent>> {
+    let ids: Vec<String> = tx
+        .prepare("SELECT id FROM sessions WHERE state IN ('idle', 'working')")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut events = Vec::with_capacity(ids.len());
+    for id in ids {
+        events.extend(set_state(tx, &id, SessionState::Disconnected)?);
+    }
+    Ok(events)
+}

@@ -32,8 +32,11 @@ async fn commands_for_a_disconnected_session_wait_and_replay_in_order() {
     let hub = TestHub::start().await;
     let created = hub.create_session().await;
     let id = &created.session.id;
-    // Connect once so the session is live, then drop.
+    // Connect once so the session is live, then drop, and let the hub notice.
     hub.wrapper(&created).await.close().await;
+    while hub.json(&format!("/api/sessions/{id}")).await["session"]["state"] != "disconnected" {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     for text in ["first", "second"] {
         let r = hub.post(&format!("/api/sessions/{id}/messages")).json(&json!({"text": text})).send().await.unwrap();
         assert_eq!(r.status(), 202);
@@ -91,5 +94,29 @@ async fn a_wrapper_needs_its_own_session_token() {
     assert!(Wrapper::connect(&hub.url, &a.session.id, &b.token).await.is_err());
     assert!(Wrapper::connect(&hub.url, &a.session.id, &hub.token).await.is_err(), "owner token is not a session token");
     assert!(Wrapper::connect(&hub.url, &a.session.id, &a.token).await.is_ok());
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn after_a_hub_restart_sessions_are_disconnected_until_their_wrapper_returns() {
+    let hub = TestHub::start().await;
+    let created = hub.create_session().await;
+    let id = created.session.id.clone();
+    let mut wrapper = hub.wrapper(&created).await;
+    wrapper.send(1, SessionUpdate::AgentMessageChunk { text: "before".into() }).await;
+    wrapper.wait_ack(1).await;
+    assert_eq!(hub.json(&format!("/api/sessions/{id}")).await["session"]["state"], "idle");
+    drop(wrapper);
+    let home = hub.stop_keeping_home().await;
+
+    let hub = TestHub::start_in(home).await;
+    assert_eq!(hub.json(&format!("/api/sessions/{id}")).await["session"]["state"], "disconnected");
+    let mut wrapper = hub.wrapper(&created).await;
+    wrapper.send(2, SessionUpdate::AgentMessageChunk { text: "after".into() }).await;
+    wrapper.wait_ack(2).await;
+    assert_eq!(hub.json(&format!("/api/sessions/{id}")).await["session"]["state"], "idle");
+    let page = hub.json(&format!("/api/sessions/{id}/messages")).await;
+    assert_eq!(page["messages"].as_array().unwrap().len(), 2, "history survives the restart");
+    wrapper.close().await;
     hub.stop().await;
 }

@@ -20,7 +20,11 @@ pub struct TestHub {
 
 impl TestHub {
     pub async fn start() -> TestHub {
-        let home = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap()).await
+    }
+
+    /// Starts a hub on an existing `HAPI_HOME` (e.g. one a stopped hub used).
+    pub async fn start_in(home: tempfile::TempDir) -> TestHub {
         let state = AppState::open(HubConfig::for_home(home.path())).unwrap();
         let token = hapi_hub::auth::load_or_create_owner_token(home.path()).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -36,9 +40,16 @@ impl TestHub {
         TestHub { url, token, http: reqwest::Client::new(), _home: home, stop: Some(stop), task: Some(task) }
     }
 
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
+        self.stop_keeping_home().await;
+    }
+
+    /// Stops the hub and hands back its `HAPI_HOME` for a restart.
+    pub async fn stop_keeping_home(mut self) -> tempfile::TempDir {
         let _ = self.stop.take().unwrap().send(());
         let _ = tokio::time::timeout(Duration::from_secs(5), self.task.take().unwrap()).await;
+        let empty = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self._home, empty)
     }
 
     pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
