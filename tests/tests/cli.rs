@@ -1,0 +1,84 @@
+//! The `hapi` binary's own behaviour: version, credentials, configuration errors.
+use std::os::unix::fs::PermissionsExt as _;
+use std::process::Command;
+
+use hapi_e2e::{bin, Hub};
+
+fn hapi(home: &std::path::Path) -> Command {
+    let mut cmd = Command::new(bin("hapi"));
+    cmd.env("HAPI_HOME", home)
+        .env("HAPI_NO_RUNNER_AUTOSTART", "1")
+        .env_remove("CLI_API_TOKEN")
+        .env_remove("HAPI_HUB_URL")
+        .env_remove("HAPI_LISTEN_PORT")
+        .env_remove("HAPI_LISTEN_HOST");
+    cmd
+}
+
+#[test]
+fn version_is_printed() {
+    let out = Command::new(bin("hapi")).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), format!("hapi {}", hapi_protocol::VERSION));
+}
+
+#[test]
+fn auth_token_creates_one_private_token_that_the_hub_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("hapi-home");
+    let first = hapi(&home).args(["auth", "token"]).output().unwrap();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let token = String::from_utf8(first.stdout).unwrap().trim().to_owned();
+    assert_eq!(token.len(), 64, "256-bit hex token");
+    let mode = std::fs::metadata(home.join("owner.token")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let second = hapi(&home).args(["auth", "token"]).output().unwrap();
+    assert_eq!(String::from_utf8(second.stdout).unwrap().trim(), token, "the same token every time");
+
+    // A hub started on that home uses the same token.
+    let hub = Hub::start(dir.path());
+    assert_eq!(hub.token, token);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let r = hub.http.get(format!("{}/api/sessions", hub.url)).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let health: serde_json::Value = reqwest::get(format!("{}/health", hub.url)).await.unwrap().json().await.unwrap();
+        assert_eq!(health["status"], "ok");
+    });
+}
+
+#[test]
+fn bad_configuration_fails_fast_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = hapi(dir.path()).arg("hub").env("HAPI_LISTEN_PORT", "not-a-port").output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("HAPI_LISTEN_PORT") && err.contains("not-a-port"), "{err}");
+
+    // A session without any hub says how to get one, and registers nothing.
+    let out = hapi(dir.path())
+        .args(["claude", "--cwd"])
+        .arg(dir.path())
+        .env("HAPI_CLAUDE_PATH", bin("fake-claude"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("hapi hub"), "{err}");
+    assert!(out.stdout.is_empty(), "no session id is printed");
+
+    let out = hapi(dir.path()).args(["claude", "--cwd", "/no/such/dir"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/dir"));
+}
+
+#[test]
+fn a_corrupt_database_stops_the_hub_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hapi.db"), vec![0x42u8; 4096]).unwrap();
+    let out = hapi(dir.path()).arg("hub").env("HAPI_LISTEN_PORT", "0").output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("corrupt") && err.contains("hapi.db"), "{err}");
+    assert_eq!(std::fs::read(dir.path().join("hapi.db")).unwrap(), vec![0x42u8; 4096], "never replaced");
+}
