@@ -14,7 +14,7 @@ export default defineConfig({
   },
   server: {
     proxy: {
-      "/api": { target: process.env.HAPI_HUB_URL ?? "http://127.0.0.1:7600", changeOrigin: false },
+      "/api": { target: process.env.HAPI_HUB_URL ?? "http://127.0.0.1:7600", ws: true },
       "/health": { target: process.env.HAPI_HUB_URL ?? "http://127.0.0.1:7600" },
     },
   },

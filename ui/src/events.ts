@@ -1,4 +1,4 @@
-// Live hub events over SSE with our own reconnect loop.
+// Live hub events over SSE (WebSocket as fallback) with our own reconnect loop.
 //
 // Tickets are single use, so the browser's built-in EventSource retry would
 // fail: on any error we close the source, wait (exponential backoff), fetch a
@@ -85,6 +85,8 @@ export class HubEventStream {
   private readonly cursor: EventCursor;
   private readonly backoff = new Backoff();
   private source: EventSource | null = null;
+  private socket: WebSocket | null = null;
+  private failuresWithoutOpen = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private stopped = false;
   private generation = 0;
@@ -109,8 +111,7 @@ export class HubEventStream {
     this.generation += 1;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    this.source?.close();
-    this.source = null;
+    this.close();
   }
 
   private async connect(): Promise<void> {
@@ -125,31 +126,69 @@ export class HubEventStream {
     }
     if (this.stopped || gen !== this.generation) return;
     const resumed = this.cursor.lastSeq !== null;
-    const url = `/api/events?ticket=${encodeURIComponent(ticket)}${this.cursor.resumeQuery()}`;
-    const source = new EventSource(url);
-    this.source = source;
-    source.addEventListener("open", () => {
+    const query = `ticket=${encodeURIComponent(ticket)}${this.cursor.resumeQuery()}`;
+    const transport = this.chooseTransport();
+    let opened = false;
+    let failed = false;
+    const onOpen = () => {
       if (gen !== this.generation) return;
+      opened = true;
+      this.failuresWithoutOpen = 0;
       this.backoff.reset();
       this.handlers.onStatus("live");
       this.handlers.onOpen(resumed);
-    });
-    const onData = (ev: MessageEvent<string>) => {
-      if (gen !== this.generation) return;
-      const event = parseHubEvent(ev.data);
+    };
+    const onData = (data: unknown) => {
+      if (gen !== this.generation || typeof data !== "string") return;
+      const event = parseHubEvent(data);
       if (event && this.cursor.accept(event.seq)) {
         this.handlers.onEvent(event);
         this.handlers.onCursor?.(event.seq);
       }
     };
-    source.addEventListener("hub", onData as EventListener);
-    source.addEventListener("message", onData as EventListener);
-    source.addEventListener("error", () => {
-      if (gen !== this.generation) return;
-      source.close();
-      this.source = null;
+    const onFail = () => {
+      if (failed || gen !== this.generation) return;
+      failed = true; // a WebSocket reports both `error` and `close`
+      this.close();
+      if (!opened) this.failuresWithoutOpen += 1;
       this.scheduleReconnect(gen);
-    });
+    };
+
+    if (transport === "sse") {
+      const source = new EventSource(`/api/events?${query}`);
+      this.source = source;
+      source.addEventListener("open", onOpen);
+      const onMessage = (ev: Event) => onData((ev as MessageEvent).data);
+      source.addEventListener("hub", onMessage);
+      source.addEventListener("message", onMessage);
+      source.addEventListener("error", onFail);
+    } else {
+      const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+      const socket = new WebSocket(`${scheme}//${window.location.host}/api/events/ws?${query}`);
+      this.socket = socket;
+      socket.addEventListener("open", onOpen);
+      socket.addEventListener("message", (ev) => onData(ev.data));
+      socket.addEventListener("error", onFail);
+      socket.addEventListener("close", onFail);
+    }
+  }
+
+  /**
+   * SSE first. If it keeps failing before ever opening (a proxy that buffers
+   * or blocks event streams), alternate with the WebSocket endpoint.
+   */
+  private chooseTransport(): "sse" | "ws" {
+    if (typeof EventSource === "undefined") return "ws";
+    if (typeof WebSocket === "undefined") return "sse";
+    return this.failuresWithoutOpen >= 3 && this.failuresWithoutOpen % 2 === 1 ? "ws" : "sse";
+  }
+
+  private close(): void {
+    this.source?.close();
+    this.source = null;
+    const socket = this.socket;
+    this.socket = null;
+    if (socket && socket.readyState <= WebSocket.OPEN) socket.close();
   }
 
   private scheduleReconnect(gen: number): void {
