@@ -5,7 +5,7 @@ describe("EventCursor", () => {
   it("starts without a resume point", () => {
     const c = new EventCursor();
     expect(c.lastSeq).toBeNull();
-    expect(c.resumeQuery()).toBe("");
+    expect(c.resumeQuery()).toBe("&after=latest");
   });
 
   it("accepts increasing seqs and drops replays", () => {

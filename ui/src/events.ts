@@ -28,9 +28,12 @@ export class EventCursor {
     return true;
   }
 
-  /** Query string for (re)connecting: `after=N`, or nothing on a fresh start. */
+  /**
+   * Query string for (re)connecting: `after=N`, or `after=latest` on a fresh
+   * start (the snapshot comes over REST, so the old log need not be replayed).
+   */
   resumeQuery(): string {
-    return this.last === null ? "" : `&after=${this.last}`;
+    return this.last === null ? "&after=latest" : `&after=${this.last}`;
   }
 }
 

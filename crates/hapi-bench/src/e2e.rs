@@ -26,23 +26,23 @@ pub struct E2eArgs {
     pub warmup: u64,
 }
 
-pub async fn run(args: &E2eArgs, bins: &Bins) -> Result<Vec<Row>> {
+pub async fn run(args: &E2eArgs, mode: HubMode, bins: &Bins) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     for &rate in &args.rates {
-        rows.extend(run_rate(args, rate, bins).await?);
+        rows.extend(run_rate(args, rate, mode, bins).await?);
     }
     Ok(rows)
 }
 
-async fn run_rate(args: &E2eArgs, rate: u64, bins: &Bins) -> Result<Vec<Row>> {
+async fn run_rate(args: &E2eArgs, rate: u64, mode: HubMode, bins: &Bins) -> Result<Vec<Row>> {
     let each = (rate / args.wrappers).max(1);
     let count = each * (args.warmup + args.seconds);
     let expected = count * args.wrappers;
     println!(
-        "\n# e2e @ {rate} msg/s: hapi hub + {} × `hapi claude` (fake-claude flood, {each} msg/s × {count} each)",
+        "\n# e2e @ {rate} msg/s: hub ({mode:?}) + {} × `hapi claude` (fake-claude flood, {each} msg/s × {count} each)",
         args.wrappers
     );
-    let hub = Hub::start(HubMode::Process, bins).await?;
+    let hub = Hub::start(mode, bins).await?;
     let mut sse = hub.sse_with_ticket().await?;
     let work = tempfile::Builder::new().prefix("hapi-bench-e2e-").tempdir()?;
     let mut wrappers: Vec<ChildGuard> = Vec::new();
@@ -64,9 +64,14 @@ async fn run_rate(args: &E2eArgs, rate: u64, bins: &Bins) -> Result<Vec<Row>> {
             .env("FAKE_CLAUDE_COUNT", count.to_string())
             .env_remove("HAPI_HUB_URL")
             .env_remove("CLI_API_TOKEN")
+            .env("HAPI_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
+        if mode != HubMode::Process {
+            // The hub is inside this process and writes no hub.json.
+            cmd.env("HAPI_HUB_URL", &hub.url).env("CLI_API_TOKEN", &hub.token);
+        }
         wrappers.push(ChildGuard::spawn(cmd, "hapi claude")?);
     }
     let pids: Vec<u32> = wrappers.iter().map(ChildGuard::pid).collect();
@@ -129,12 +134,13 @@ async fn run_rate(args: &E2eArgs, rate: u64, bins: &Bins) -> Result<Vec<Row>> {
     let mb = |kb: u64| format!("{:.1} MB", kb as f64 / 1024.0);
     let (hapi_p99, hapi_rss) = if rate >= 1000 { ("0.9–4.0 s", "≈1.2 GB (hub+runner+10)") } else { ("28–31 ms", "") };
     let target_p99 = if rate >= 1000 { "≤ 5 ms" } else { "-" };
+    let suffix = if mode == HubMode::Process { String::new() } else { format!(" [{mode:?} hub: RSS/CPU include the bench]") };
     let rows = vec![
-        Row::new("e2e", format!("p50 @ {rate} msg/s"), fmt_ns(s.percentile(50.0)), "-", ""),
-        Row::new("e2e", format!("p99 @ {rate} msg/s"), fmt_ns(s.percentile(99.0)), target_p99, hapi_p99),
+        Row::new("e2e", format!("p50 @ {rate} msg/s{suffix}"), fmt_ns(s.percentile(50.0)), "-", ""),
+        Row::new("e2e", format!("p99 @ {rate} msg/s{suffix}"), fmt_ns(s.percentile(99.0)), target_p99, hapi_p99),
         Row::new(
             "e2e",
-            format!("RSS hub + {} wrappers @ {rate} msg/s (no runner yet)", args.wrappers),
+            format!("RSS hub + {} wrappers @ {rate} msg/s (no runner yet){suffix}", args.wrappers),
             mb(rss_max_total),
             if rate >= 1000 { "≤ 80 MB (incl. runner)" } else { "-" },
             hapi_rss,
@@ -152,6 +158,7 @@ async fn run_rate(args: &E2eArgs, rate: u64, bins: &Bins) -> Result<Vec<Row>> {
     if received < expected {
         eprintln!("hapi-bench: e2e saw {received} of {expected} messages before the deadline");
     }
+    drop(sse);
     drop(hub);
     Ok(rows)
 }

@@ -31,6 +31,9 @@ pub struct LatencyArgs {
     /// Characters of text per update.
     #[arg(long, default_value_t = 400)]
     pub size: usize,
+    /// Write `send_unix_ns latency_ns` lines of the measured samples to this file.
+    #[arg(long, value_name = "FILE")]
+    pub dump: Option<std::path::PathBuf>,
 }
 
 pub async fn run(args: &LatencyArgs, mode: HubMode, bins: &Bins) -> Result<Vec<Row>> {
@@ -88,6 +91,7 @@ pub async fn run(args: &LatencyArgs, mode: HubMode, bins: &Bins) -> Result<Vec<R
         });
     }
     let mut samples = Vec::new();
+    let mut dump = Vec::new();
     let mut received = 0u64;
     let mut hub_ticks_at_end = None;
     let deadline = end + Duration::from_secs(10);
@@ -113,6 +117,9 @@ pub async fn run(args: &LatencyArgs, mode: HubMode, bins: &Bins) -> Result<Vec<R
             received += 1;
             if ts >= warm_wall {
                 samples.push(at.saturating_sub(ts));
+                if args.dump.is_some() {
+                    dump.push((ts, at.saturating_sub(ts)));
+                }
             }
         }
     }
@@ -123,6 +130,10 @@ pub async fn run(args: &LatencyArgs, mode: HubMode, bins: &Bins) -> Result<Vec<R
     let rss = rss_kb(hub.pid)?;
     let sent = sent.load(Ordering::Relaxed);
     let hub_cpu_s = (hub_ticks_at_end.unwrap_or(0).saturating_sub(hub_ticks_at_warm.load(Ordering::Relaxed))) as f64 / tck;
+    if let Some(path) = &args.dump {
+        let text: String = dump.iter().map(|(ts, l)| format!("{ts} {l}\n")).collect();
+        std::fs::write(path, text)?;
+    }
     let s = Summary::new(samples);
     let rows = vec![
         Row::new("latency", format!("ingest→SSE p50 @ {} msg/s", args.rate), fmt_ns(s.percentile(50.0)), "-", ""),

@@ -67,11 +67,11 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Approval(a) => approval::run(&a, mode, &bins).await?,
         Cmd::Replay(a) => replay::run(&a, mode, &bins).await?,
         Cmd::Idle(a) => idle::run(&a, &bins).await?,
-        Cmd::E2e(a) => e2e::run(&a, &bins).await?,
+        Cmd::E2e(a) => e2e::run(&a, mode, &bins).await?,
         Cmd::All => {
             let mut rows = Vec::new();
             fn defaults<A: clap::Args>(name: &str) -> A {
-                Wrap::<A>::parse_from(["hapi-bench", name]).args
+                Wrap::<A>::parse_from([name]).args
             }
             macro_rules! step {
                 ($name:literal, $e:expr) => {{
@@ -89,7 +89,7 @@ async fn run(cli: Cli) -> Result<()> {
             step!("approval", approval::run(&defaults("approval"), mode, &bins));
             step!("replay", replay::run(&defaults("replay"), mode, &bins));
             step!("idle", idle::run(&defaults("idle"), &bins));
-            step!("e2e", e2e::run(&defaults("e2e"), &bins));
+            step!("e2e", e2e::run(&defaults("e2e"), HubMode::Process, &bins));
             rows
         }
     };

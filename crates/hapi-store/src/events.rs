@@ -94,7 +94,16 @@ pub fn append_update(
         }
         SessionUpdate::TurnEnd { .. } if !ended => {
             tx.execute("UPDATE sessions SET turn_open = 0 WHERE id = ?1", [session_id])?;
-            events.extend(set_state(tx, session_id, SessionState::Idle)?);
+            // A permission request belongs to its turn: once the turn is over
+            // (e.g. interrupted while waiting), nobody can act on it any more.
+            let cancelled = cancel_pending(tx, session_id)?;
+            let any_cancelled = !cancelled.is_empty();
+            events.extend(cancelled);
+            match set_state(tx, session_id, SessionState::Idle)? {
+                Some(ev) => events.push(ev),
+                None if any_cancelled => events.push(announce(tx, session_id)?),
+                None => {}
+            }
         }
         SessionUpdate::PermissionRequest { request_id, tool, input, options, .. } if !ended => {
             if let Some(ev) = create_approval(tx, session_id, request_id, tool, input, options)? {
@@ -106,7 +115,12 @@ pub fn append_update(
         SessionUpdate::SessionEnded { .. } => {
             tx.execute("UPDATE sessions SET turn_open = 0 WHERE id = ?1", [session_id])?;
             events.extend(cancel_pending(tx, session_id)?);
-            events.extend(set_state(tx, session_id, SessionState::Ended)?);
+            // Always announce: the pending count may have dropped even if the
+            // state was already `ended`.
+            match set_state(tx, session_id, SessionState::Ended)? {
+                Some(ev) => events.push(ev),
+                None => events.push(announce(tx, session_id)?),
+            }
         }
         _ => {}
     }
@@ -149,6 +163,13 @@ fn to_event(
         }
     };
     Ok(HubEvent { seq, payload })
+}
+
+/// The newest event's sequence number (0 for an empty log); reads the primary
+/// key's end, not the table.
+pub fn head_seq(conn: &Connection) -> Result<u64> {
+    let seq: Option<i64> = conn.prepare_cached("SELECT MAX(seq) FROM events")?.query_row([], |r| r.get(0))?;
+    Ok(seq.unwrap_or(0) as u64)
 }
 
 /// Events with `seq > after`, ascending, at most `limit`. Reads by primary key, so

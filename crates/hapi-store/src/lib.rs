@@ -33,7 +33,7 @@ pub use rusqlite;
 
 pub use approvals::{approval, decide_approval, list_approvals};
 pub use clock::{now_ms, rfc3339};
-pub use events::{append_update, events_after, messages_after, messages_before, Appended};
+pub use events::{append_update, events_after, head_seq, messages_after, messages_before, Appended};
 pub use machines::ensure_machine;
 pub use outbox::{ack_commands, enqueue_command, pending_commands};
 pub use sessions::{

@@ -33,19 +33,27 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 
 #[derive(Deserialize)]
 pub(super) struct StreamQuery {
-    after: Option<u64>,
+    /// A sequence number, or `latest` for "only what happens from now on".
+    after: Option<String>,
 }
 
 /// Where to resume: `Last-Event-ID` (sent by a reconnecting `EventSource`) wins
-/// over `?after=`.
-fn resume_point(headers: &HeaderMap, q: &StreamQuery) -> Result<u64, ApiError> {
-    match headers.get("last-event-id") {
-        Some(v) => v
+/// over `?after=`. `after=latest` lets a client that loads its snapshot over REST
+/// skip the whole log; it is resolved after subscribing, so nothing is missed.
+async fn resume_point(state: &AppState, headers: &HeaderMap, q: &StreamQuery) -> Result<u64, ApiError> {
+    if let Some(v) = headers.get("last-event-id") {
+        return v
             .to_str()
             .ok()
             .and_then(|s| s.trim().parse().ok())
-            .ok_or_else(|| ApiError::invalid("Last-Event-ID must be an event sequence number")),
-        None => Ok(q.after.unwrap_or(0)),
+            .ok_or_else(|| ApiError::invalid("Last-Event-ID must be an event sequence number"));
+    }
+    match q.after.as_deref() {
+        None => Ok(0),
+        Some("latest") => state.read(hapi_store::head_seq).await,
+        Some(n) => n
+            .parse()
+            .map_err(|_| ApiError::invalid("`after` must be an event sequence number or `latest`")),
     }
 }
 
@@ -58,8 +66,9 @@ pub(super) async fn sse(
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let after = resume_point(&headers, &q)?;
-    let stream = ReceiverStream::new(follow(state, after))
+    let live = state.writer().subscribe();
+    let after = resume_point(&state, &headers, &q).await?;
+    let stream = ReceiverStream::new(follow(state, after, live))
         .map(|ev| Ok(Event::default().id(ev.seq.to_string()).event("hub").data(&ev.json)));
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat")))
 }
@@ -70,8 +79,9 @@ pub(super) async fn websocket(
     ApiQuery(q): ApiQuery<StreamQuery>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let after = resume_point(&headers, &q)?;
-    Ok(upgrade.on_upgrade(move |socket| pump_websocket(socket, follow(state, after))).into_response())
+    let live = state.writer().subscribe();
+    let after = resume_point(&state, &headers, &q).await?;
+    Ok(upgrade.on_upgrade(move |socket| pump_websocket(socket, follow(state, after, live))).into_response())
 }
 
 async fn pump_websocket(mut socket: WebSocket, mut events: mpsc::Receiver<Arc<LiveEvent>>) {
@@ -98,14 +108,23 @@ async fn pump_websocket(mut socket: WebSocket, mut events: mpsc::Receiver<Arc<Li
     }
 }
 
-/// Streams every event with `seq > after`, first from the log, then live. The
-/// task ends when the receiver is dropped.
-pub(crate) fn follow(state: AppState, after: u64) -> mpsc::Receiver<Arc<LiveEvent>> {
+/// Streams every event with `seq > after`, first from the log, then live.
+/// `live` must have been subscribed before `after` was determined. The task ends
+/// when the receiver is dropped.
+pub(crate) fn follow(
+    state: AppState,
+    after: u64,
+    mut live: broadcast::Receiver<Arc<LiveEvent>>,
+) -> mpsc::Receiver<Arc<LiveEvent>> {
     let (tx, rx) = mpsc::channel(256);
     tokio::spawn(async move {
         let mut last = after;
+        let mut resubscribe = false;
         'resume: loop {
-            let mut live = state.writer().subscribe();
+            if resubscribe {
+                live = state.writer().subscribe();
+            }
+            resubscribe = true;
             // Catch up from the log.
             loop {
                 let from = last;

@@ -86,3 +86,30 @@ async fn tickets_are_single_use_and_open_sse_and_websocket() {
     assert_eq!(ev["seq"], 1);
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn after_latest_skips_the_log_and_follows_from_now() {
+    let hub = TestHub::start().await;
+    let created = hub.create_session().await;
+    let mut wrapper = hub.wrapper(&created).await;
+    for n in 1..=50 {
+        wrapper.send(n, SessionUpdate::AgentMessageChunk { text: format!("old {n}") }).await;
+    }
+    wrapper.wait_ack(50).await;
+    let r = hub.get("/api/events?after=latest").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let mut body = r.bytes_stream();
+    wrapper.send(51, SessionUpdate::AgentMessageChunk { text: "new".into() }).await;
+    let mut buf = String::new();
+    while !buf.contains("\n\n") {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), body.next()).await.unwrap().unwrap().unwrap();
+        buf.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    let data = buf.lines().find_map(|l| l.strip_prefix("data:")).unwrap();
+    let ev: serde_json::Value = serde_json::from_str(data.trim()).unwrap();
+    assert_eq!(ev["message"]["update"]["text"], "new", "the first event is the new one, not the log");
+    let r = hub.get("/api/events?after=soon").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    wrapper.close().await;
+    hub.stop().await;
+}

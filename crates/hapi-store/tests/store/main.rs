@@ -126,3 +126,20 @@ fn ending_a_session_cancels_its_pending_approvals_and_refuses_prompts() {
     let err = write(&store, |tx| hapi_store::append_update(tx, &id, None, &prompt));
     assert!(matches!(err, Err(StoreError::SessionEnded)));
 }
+
+#[test]
+fn a_turn_end_cancels_approvals_left_pending_by_an_interrupted_turn() {
+    let (_dir, store) = open();
+    let id = session(&store);
+    write(&store, |tx| hapi_store::append_update(tx, &id, Some(1), &permission("r1"))).unwrap();
+    assert_eq!(store.read(|c| hapi_store::session(c, &id)).unwrap().pending_approvals, 1);
+    let end = SessionUpdate::TurnEnd { stop_reason: "interrupted".into(), is_error: false };
+    let appended = write(&store, |tx| hapi_store::append_update(tx, &id, Some(2), &end)).unwrap();
+    let s = store.read(|c| hapi_store::session(c, &id)).unwrap();
+    assert_eq!(s.pending_approvals, 0);
+    let cancelled = appended.events.iter().any(|e| matches!(&e.payload,
+        EventPayload::Approval { approval } if approval.state == hapi_protocol::ApprovalState::Cancelled));
+    assert!(cancelled, "clients learn that the approval is gone");
+    let last = appended.events.last().unwrap();
+    assert!(matches!(&last.payload, EventPayload::Session { session } if session.pending_approvals == 0));
+}
