@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 
 use crate::hub::{find_ts, unix_nanos, Hub, HubMode};
-use crate::procs::{children, clk_tck, cpu_ticks, rss_kb, Bins, ChildGuard};
+use crate::procs::{children, clk_tck, cpu_ticks, pss_kb, rss_kb, Bins, ChildGuard};
 use crate::report::{print_table, Row};
 use crate::stats::{fmt_ns, Summary};
 
@@ -82,6 +82,7 @@ async fn run_rate(args: &E2eArgs, rate: u64, mode: HubMode, bins: &Bins) -> Resu
     let mut samples: Vec<(u64, u64)> = Vec::with_capacity(expected as usize);
     let mut next_probe = started + Duration::from_secs(args.warmup);
     let mut rss_max_total = 0u64;
+    let mut pss_max_total = 0u64;
     let mut rss_at_max = (0u64, 0u64, 0u64); // hub, wrappers, agents
     let mut cpu0: Option<(Instant, u64, u64)> = None;
     let mut cpu1: Option<(Instant, u64, u64)> = None;
@@ -97,6 +98,8 @@ async fn run_rate(args: &E2eArgs, rate: u64, mode: HubMode, bins: &Bins) -> Resu
                 rss_max_total = hub_rss + wr;
                 rss_at_max = (hub_rss, wr, agents);
             }
+            let pss = pss_kb(hub.pid).unwrap_or(0) + pids.iter().map(|p| pss_kb(*p).unwrap_or(0)).sum::<u64>();
+            pss_max_total = pss_max_total.max(pss);
             let c = (now, cpu_ticks(hub.pid).unwrap_or(0), wrapper_ticks(&pids));
             if cpu0.is_none() {
                 cpu0 = Some(c);
@@ -147,6 +150,7 @@ async fn run_rate(args: &E2eArgs, rate: u64, mode: HubMode, bins: &Bins) -> Resu
         ),
     ];
     let detail = vec![
+        Row::new("e2e", "PSS hub + wrappers (shared binary pages counted once)", mb(pss_max_total), "", ""),
         Row::new("e2e", "latency", s.line(), "", ""),
         Row::new("e2e", "messages seen / expected", format!("{received} / {expected}"), "equal", ""),
         Row::new("e2e", "RSS hub / wrappers (sum) / fake-claudes (sum, not counted)",

@@ -136,6 +136,18 @@ pub fn rss_kb(pid: u32) -> Result<u64> {
     status_field(pid, "VmRSS")
 }
 
+/// Proportional set size in kB (`/proc/PID/smaps_rollup`): shared pages (the
+/// `hapi` binary's text, libc) are divided among the processes mapping them, so
+/// PSS sums to what a group of processes really costs.
+pub fn pss_kb(pid: u32) -> Result<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).with_context(|| format!("no /proc/{pid}/smaps_rollup"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("no Pss in smaps_rollup")
+}
+
 /// Direct children of a process (from `/proc/PID/task/*/children`).
 pub fn children(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
