@@ -22,7 +22,9 @@ fn main() {
         files.push(("index.html".to_owned(), manifest.join("placeholder.html")));
     }
     files.sort();
-    let mut out = String::from("/// Embedded UI files: (path relative to the site root, bytes).\npub static UI_FILES: &[(&str, &[u8])] = &[\n");
+    let mut out = String::from(
+        "/// Embedded UI files: (path relative to the site root, bytes).\npub static UI_FILES: &[(&str, &[u8])] = &[\n",
+    );
     for (rel, abs) in &files {
         println!("cargo:rerun-if-changed={}", abs.display());
         writeln!(out, "    ({rel:?}, include_bytes!({:?})),", abs.display().to_string()).unwrap();

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{killpg, Signal};
+use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use serde_json::Value;
 
@@ -17,19 +17,30 @@ pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let path = dir.join(name);
-    assert!(path.is_file(), "{} is missing: run `cargo build --workspace --bins` first", path.display());
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo build --workspace --bins` first",
+        path.display()
+    );
     path
 }
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// The pinned real Claude Code installed by `scripts/setup.sh --test`.
 pub fn claude_path() -> PathBuf {
     let path = repo().join("tests/agents/node_modules/.bin/claude");
-    assert!(path.exists(), "{} is missing: run `scripts/setup.sh --test`", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `scripts/setup.sh --test`",
+        path.display()
+    );
     path
 }
 
@@ -45,7 +56,10 @@ impl Child {
         let log = std::fs::File::create(log).expect("log file");
         cmd.stdin(Stdio::null()).stderr(log).process_group(0);
         let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Child { child, name: name.into() }
+        Child {
+            child,
+            name: name.into(),
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -110,32 +124,58 @@ impl Hub {
             serde_json::from_str::<Value>(&text).ok()
         });
         let url = state["url"].as_str().unwrap().to_owned();
-        let token = std::fs::read_to_string(home.join("owner.token")).unwrap().trim().to_owned();
-        Hub { process, url, token, home, http: reqwest::Client::new() }
+        let token = std::fs::read_to_string(home.join("owner.token"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        Hub {
+            process,
+            url,
+            token,
+            home,
+            http: reqwest::Client::new(),
+        }
     }
 
     pub async fn get(&self, path: &str) -> Value {
-        let r = self.http.get(format!("{}{path}", self.url)).bearer_auth(&self.token).send().await.unwrap();
+        let r = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
         assert!(r.status().is_success(), "GET {path}: {}", r.status());
         r.json().await.unwrap()
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self.http.post(format!("{}{path}", self.url)).bearer_auth(&self.token).json(&body).send().await.unwrap();
+        let r = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
     /// All messages of a session (test sessions are short).
     pub async fn messages(&self, session_id: &str) -> Vec<Value> {
-        let page = self.get(&format!("/api/sessions/{session_id}/messages?after=0&limit=500")).await;
+        let page = self
+            .get(&format!("/api/sessions/{session_id}/messages?after=0&limit=500"))
+            .await;
         page["messages"].as_array().unwrap().clone()
     }
 
     /// Waits for the session's single pending approval.
     pub async fn pending_approval(&self, session_id: &str) -> Value {
         wait("a pending approval", || async {
-            let list = self.get(&format!("/api/approvals?state=pending&session_id={session_id}")).await;
+            let list = self
+                .get(&format!("/api/approvals?state=pending&session_id={session_id}"))
+                .await;
             list["approvals"].as_array().unwrap().first().cloned()
         })
         .await
@@ -189,7 +229,11 @@ impl ClaudeSession {
         let mut first = String::new();
         std::io::BufReader::new(stdout).read_line(&mut first).unwrap();
         let id = first.trim().to_owned();
-        assert!(!id.is_empty(), "hapi claude printed no session id; see {}", dir.join("hapi-claude.log").display());
+        assert!(
+            !id.is_empty(),
+            "hapi claude printed no session id; see {}",
+            dir.join("hapi-claude.log").display()
+        );
         ClaudeSession { process, id, work }
     }
 }
@@ -224,7 +268,10 @@ fn wait_sync<T>(what: &str, within: Duration, mut probe: impl FnMut() -> Option<
 
 /// The kinds of a history, for readable assertions.
 pub fn kinds(messages: &[Value]) -> Vec<String> {
-    messages.iter().map(|m| m["update"]["kind"].as_str().unwrap().to_owned()).collect()
+    messages
+        .iter()
+        .map(|m| m["update"]["kind"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// Agent texts of a history.

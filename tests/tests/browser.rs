@@ -3,8 +3,8 @@
 use std::process::Command;
 use std::time::Duration;
 
-use hapi_e2e::{agent_texts, repo, ClaudeSession, Hub};
-use hapi_testkit::{start_fake_anthropic, Script};
+use hapi_e2e::{ClaudeSession, Hub, agent_texts, repo};
+use hapi_testkit::{Script, start_fake_anthropic};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn phone_ui_approves_a_pending_tool_call() {
@@ -19,7 +19,8 @@ async fn phone_ui_approves_a_pending_tool_call() {
         browser_dir.join("node_modules/playwright-core").is_dir(),
         "playwright-core is missing: run `scripts/setup.sh --test`"
     );
-    let artifacts = std::env::var("HAPI_TEST_ARTIFACTS").unwrap_or_else(|_| dir.path().join("artifacts").display().to_string());
+    let artifacts =
+        std::env::var("HAPI_TEST_ARTIFACTS").unwrap_or_else(|_| dir.path().join("artifacts").display().to_string());
     let mut cmd = Command::new("node");
     cmd.arg("--test")
         .arg("approve.test.mjs")
@@ -28,7 +29,9 @@ async fn phone_ui_approves_a_pending_tool_call() {
         .env("HAPI_TEST_TOKEN", &hub.token)
         .env("HAPI_TEST_SESSION_ID", &session.id)
         .env("HAPI_TEST_ARTIFACTS", &artifacts)
-        .stdout(std::process::Stdio::from(std::fs::File::create(dir.path().join("browser.log")).unwrap()));
+        .stdout(std::process::Stdio::from(
+            std::fs::File::create(dir.path().join("browser.log")).unwrap(),
+        ));
     let log = dir.path().join("browser.err");
     let mut node = hapi_e2e::Child::spawn("node --test", cmd, &log);
     let status = tokio::task::spawn_blocking(move || {
@@ -45,7 +48,10 @@ async fn phone_ui_approves_a_pending_tool_call() {
 
     // What the browser did reached the agent.
     let messages = hub.wait_turns(&session.id, 1).await;
-    assert_eq!(std::fs::read_to_string(session.work.join("out.txt")).unwrap(), "hello\n");
+    assert_eq!(
+        std::fs::read_to_string(session.work.join("out.txt")).unwrap(),
+        "hello\n"
+    );
     assert_eq!(agent_texts(&messages).last().unwrap(), "Done: wrote hello to out.txt.");
     let decided = hub.get(&format!("/api/approvals?session_id={}", session.id)).await;
     assert_eq!(decided["approvals"][0]["decision"], "allow_once");

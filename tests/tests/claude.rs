@@ -4,14 +4,18 @@
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
-use hapi_e2e::{agent_texts, kinds, wait, ClaudeSession, Hub};
-use hapi_testkit::{start_fake_anthropic, Script};
-use serde_json::{json, Value};
+use hapi_e2e::{ClaudeSession, Hub, agent_texts, kinds, wait};
+use hapi_testkit::{Script, start_fake_anthropic};
+use serde_json::{Value, json};
 
 /// Reads SSE events until one matches.
 async fn sse_until(hub: &Hub, after: u64, mut pred: impl FnMut(&Value) -> bool) -> Value {
     let (_, ticket) = hub.post("/api/events/ticket", json!({})).await;
-    let url = format!("{}/api/events?ticket={}&after={after}", hub.url, ticket["ticket"].as_str().unwrap());
+    let url = format!(
+        "{}/api/events?ticket={}&after={after}",
+        hub.url,
+        ticket["ticket"].as_str().unwrap()
+    );
     let r = reqwest::get(url).await.unwrap();
     assert_eq!(r.status(), 200);
     let mut body = r.bytes_stream();
@@ -44,35 +48,69 @@ async fn allow_runs_the_tool_and_a_second_prompt_works() {
 
     // The approval shows up on SSE and in /api/approvals.
     let sid = session.id.clone();
-    let event = sse_until(&hub, 0, |ev| ev["type"] == "approval" && ev["approval"]["session_id"] == sid.as_str()).await;
+    let event = sse_until(&hub, 0, |ev| {
+        ev["type"] == "approval" && ev["approval"]["session_id"] == sid.as_str()
+    })
+    .await;
     assert_eq!(event["approval"]["state"], "pending");
     assert_eq!(event["approval"]["tool"], "Bash");
     let approval = hub.pending_approval(&session.id).await;
     assert_eq!(approval["id"], event["approval"]["id"]);
     assert_eq!(approval["input"]["command"], "echo hello > out.txt");
-    assert!(!session.work.join("out.txt").exists(), "nothing runs before the decision");
+    assert!(
+        !session.work.join("out.txt").exists(),
+        "nothing runs before the decision"
+    );
     let listed = hub.get("/api/sessions").await;
     assert_eq!(listed["sessions"][0]["pending_approvals"], 1);
 
-    let (status, decided) = hub.post(&format!("/api/approvals/{}", approval["id"].as_str().unwrap()), json!({"decision": "allow_once"})).await;
+    let (status, decided) = hub
+        .post(
+            &format!("/api/approvals/{}", approval["id"].as_str().unwrap()),
+            json!({"decision": "allow_once"}),
+        )
+        .await;
     assert_eq!(status, 200, "{decided}");
 
     let messages = hub.wait_turns(&session.id, 1).await;
-    assert_eq!(std::fs::read_to_string(session.work.join("out.txt")).unwrap(), "hello\n");
+    assert_eq!(
+        std::fs::read_to_string(session.work.join("out.txt")).unwrap(),
+        "hello\n"
+    );
     assert_eq!(
         kinds(&messages),
-        ["user_message", "agent_message_chunk", "tool_call", "permission_request", "tool_call_update", "agent_message_chunk", "usage_update", "turn_end"]
+        [
+            "user_message",
+            "agent_message_chunk",
+            "tool_call",
+            "permission_request",
+            "tool_call_update",
+            "agent_message_chunk",
+            "usage_update",
+            "turn_end"
+        ]
     );
-    let result = messages.iter().find(|m| m["update"]["kind"] == "tool_call_update").unwrap();
+    let result = messages
+        .iter()
+        .find(|m| m["update"]["kind"] == "tool_call_update")
+        .unwrap();
     assert_eq!(result["update"]["status"], "completed");
     assert_eq!(agent_texts(&messages).last().unwrap(), "Done: wrote hello to out.txt.");
 
     // A second prompt in the same session, through the hub.
-    let (status, _) = hub.post(&format!("/api/sessions/{}/messages", session.id), json!({"text": "and now?"})).await;
+    let (status, _) = hub
+        .post(
+            &format!("/api/sessions/{}/messages", session.id),
+            json!({"text": "and now?"}),
+        )
+        .await;
     assert_eq!(status, 202);
     let messages = hub.wait_turns(&session.id, 2).await;
     assert_eq!(agent_texts(&messages).last().unwrap(), "You said: and now?");
-    assert_eq!(hub.get(&format!("/api/sessions/{}", session.id)).await["session"]["state"], "idle");
+    assert_eq!(
+        hub.get(&format!("/api/sessions/{}", session.id)).await["session"]["state"],
+        "idle"
+    );
 
     // Stopping the session ends the agent and the `hapi claude` process.
     let (status, _) = hub.post(&format!("/api/sessions/{}/stop", session.id), json!({})).await;
@@ -85,7 +123,12 @@ async fn allow_runs_the_tool_and_a_second_prompt_works() {
     })
     .await;
     assert_eq!(ended["session"]["pending_approvals"], 0);
-    let (status, body) = hub.post(&format!("/api/sessions/{}/messages", session.id), json!({"text": "too late"})).await;
+    let (status, body) = hub
+        .post(
+            &format!("/api/sessions/{}/messages", session.id),
+            json!({"text": "too late"}),
+        )
+        .await;
     assert_eq!(status, 409);
     assert_eq!(body["error"]["code"], "session_ended");
     model.shutdown().await;
@@ -99,15 +142,27 @@ async fn reject_keeps_the_file_away_and_the_turn_ends_with_the_denial() {
     let session = ClaudeSession::start(dir.path(), &hub, &model.url(), "do it");
     let approval = hub.pending_approval(&session.id).await;
     let (status, _) = hub
-        .post(&format!("/api/approvals/{}", approval["id"].as_str().unwrap()), json!({"decision": "reject_once", "message": "not today"}))
+        .post(
+            &format!("/api/approvals/{}", approval["id"].as_str().unwrap()),
+            json!({"decision": "reject_once", "message": "not today"}),
+        )
         .await;
     assert_eq!(status, 200);
     let messages = hub.wait_turns(&session.id, 1).await;
-    assert!(!session.work.join("out.txt").exists(), "a rejected command must not run");
-    let result = messages.iter().find(|m| m["update"]["kind"] == "tool_call_update").unwrap();
+    assert!(
+        !session.work.join("out.txt").exists(),
+        "a rejected command must not run"
+    );
+    let result = messages
+        .iter()
+        .find(|m| m["update"]["kind"] == "tool_call_update")
+        .unwrap();
     assert_eq!(result["update"]["status"], "failed");
     assert_eq!(result["update"]["output"], "not today");
-    assert_eq!(agent_texts(&messages).last().unwrap(), "The command was not run: not today");
+    assert_eq!(
+        agent_texts(&messages).last().unwrap(),
+        "The command was not run: not today"
+    );
     assert_eq!(kinds(&messages).last().unwrap(), "turn_end");
     model.shutdown().await;
 }

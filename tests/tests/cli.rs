@@ -2,7 +2,7 @@
 use std::os::unix::fs::PermissionsExt as _;
 use std::process::Command;
 
-use hapi_e2e::{bin, Hub};
+use hapi_e2e::{Hub, bin};
 
 fn hapi(home: &std::path::Path) -> Command {
     let mut cmd = Command::new(bin("hapi"));
@@ -19,7 +19,10 @@ fn hapi(home: &std::path::Path) -> Command {
 fn version_is_printed() {
     let out = Command::new(bin("hapi")).arg("--version").output().unwrap();
     assert!(out.status.success());
-    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), format!("hapi {}", hapi_protocol::VERSION));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        format!("hapi {}", hapi_protocol::VERSION)
+    );
 }
 
 #[test]
@@ -30,19 +33,38 @@ fn auth_token_creates_one_private_token_that_the_hub_accepts() {
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     let token = String::from_utf8(first.stdout).unwrap().trim().to_owned();
     assert_eq!(token.len(), 64, "256-bit hex token");
-    let mode = std::fs::metadata(home.join("owner.token")).unwrap().permissions().mode() & 0o777;
+    let mode = std::fs::metadata(home.join("owner.token"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
     let second = hapi(&home).args(["auth", "token"]).output().unwrap();
-    assert_eq!(String::from_utf8(second.stdout).unwrap().trim(), token, "the same token every time");
+    assert_eq!(
+        String::from_utf8(second.stdout).unwrap().trim(),
+        token,
+        "the same token every time"
+    );
 
     // A hub started on that home uses the same token.
     let hub = Hub::start(dir.path());
     assert_eq!(hub.token, token);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let r = hub.http.get(format!("{}/api/sessions", hub.url)).bearer_auth(&token).send().await.unwrap();
+        let r = hub
+            .http
+            .get(format!("{}/api/sessions", hub.url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
-        let health: serde_json::Value = reqwest::get(format!("{}/health", hub.url)).await.unwrap().json().await.unwrap();
+        let health: serde_json::Value = reqwest::get(format!("{}/health", hub.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(health["status"], "ok");
     });
 }
@@ -50,7 +72,11 @@ fn auth_token_creates_one_private_token_that_the_hub_accepts() {
 #[test]
 fn bad_configuration_fails_fast_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
-    let out = hapi(dir.path()).arg("hub").env("HAPI_LISTEN_PORT", "not-a-port").output().unwrap();
+    let out = hapi(dir.path())
+        .arg("hub")
+        .env("HAPI_LISTEN_PORT", "not-a-port")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("HAPI_LISTEN_PORT") && err.contains("not-a-port"), "{err}");
@@ -67,7 +93,10 @@ fn bad_configuration_fails_fast_with_a_clear_message() {
     assert!(err.contains("hapi hub"), "{err}");
     assert!(out.stdout.is_empty(), "no session id is printed");
 
-    let out = hapi(dir.path()).args(["claude", "--cwd", "/no/such/dir"]).output().unwrap();
+    let out = hapi(dir.path())
+        .args(["claude", "--cwd", "/no/such/dir"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/dir"));
 }
@@ -76,9 +105,17 @@ fn bad_configuration_fails_fast_with_a_clear_message() {
 fn a_corrupt_database_stops_the_hub_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("hapi.db"), vec![0x42u8; 4096]).unwrap();
-    let out = hapi(dir.path()).arg("hub").env("HAPI_LISTEN_PORT", "0").output().unwrap();
+    let out = hapi(dir.path())
+        .arg("hub")
+        .env("HAPI_LISTEN_PORT", "0")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("corrupt") && err.contains("hapi.db"), "{err}");
-    assert_eq!(std::fs::read(dir.path().join("hapi.db")).unwrap(), vec![0x42u8; 4096], "never replaced");
+    assert_eq!(
+        std::fs::read(dir.path().join("hapi.db")).unwrap(),
+        vec![0x42u8; 4096],
+        "never replaced"
+    );
 }

@@ -148,10 +148,8 @@ fn ws_request(config: &LinkConfig) -> Result<Request<()>, AgentError> {
     let mut request = url
         .into_client_request()
         .map_err(|_| AgentError::HubUrl(config.hub_url.clone()))?;
-    let bearer =
-        HeaderValue::from_str(&format!("Bearer {}", config.session_token)).map_err(|_| {
-            AgentError::Internal("the session token is not a valid header value".into())
-        })?;
+    let bearer = HeaderValue::from_str(&format!("Bearer {}", config.session_token))
+        .map_err(|_| AgentError::Internal("the session token is not a valid header value".into()))?;
     request.headers_mut().insert(AUTHORIZATION, bearer);
     Ok(request)
 }
@@ -345,11 +343,7 @@ impl LinkState {
         };
         match frame {
             HubFrame::Ack { client_seq } => {
-                while self
-                    .unacked
-                    .front()
-                    .is_some_and(|(seq, _)| *seq <= client_seq)
-                {
+                while self.unacked.front().is_some_and(|(seq, _)| *seq <= client_seq) {
                     self.unacked.pop_front();
                 }
                 self.progress.acked = self.progress.acked.max(client_seq);
@@ -363,10 +357,7 @@ impl LinkState {
                 }
                 tracing::info!(id, ?command, "applying a hub command");
                 if self.commands.send(command).await.is_err() {
-                    tracing::warn!(
-                        id,
-                        "the agent is gone; acknowledging the command without applying it"
-                    );
+                    tracing::warn!(id, "the agent is gone; acknowledging the command without applying it");
                 }
                 self.last_command = id;
                 self.progress.commands_applied += 1;

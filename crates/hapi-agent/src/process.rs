@@ -18,10 +18,7 @@ pub(crate) const TERM_GRACE: Duration = Duration::from_secs(2);
 
 /// Starts `spec.program` with `protocol_args` then `spec.args`, stdin and stdout
 /// piped, stderr appended to the log (or discarded), in a new process group.
-pub(crate) fn spawn_in_group(
-    spec: &SpawnSpec,
-    protocol_args: &[&str],
-) -> Result<Child, AgentError> {
+pub(crate) fn spawn_in_group(spec: &SpawnSpec, protocol_args: &[&str]) -> Result<Child, AgentError> {
     let stderr = match &spec.stderr_log {
         Some(path) => {
             let file = OpenOptions::new()

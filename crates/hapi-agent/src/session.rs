@@ -82,15 +82,11 @@ pub async fn run_session(
     opts: SessionOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<SessionSummary, AgentError> {
-    let span =
-        tracing::info_span!("session", session_id = %opts.session_id, agent = opts.agent.as_str());
+    let span = tracing::info_span!("session", session_id = %opts.session_id, agent = opts.agent.as_str());
     run(opts, shutdown).instrument(span).await
 }
 
-async fn run(
-    opts: SessionOptions,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<SessionSummary, AgentError> {
+async fn run(opts: SessionOptions, shutdown: impl Future<Output = ()> + Send) -> Result<SessionSummary, AgentError> {
     let config = LinkConfig {
         hub_url: opts.hub_url.clone(),
         session_id: opts.session_id.clone(),
@@ -128,9 +124,7 @@ async fn run(
     let commands = agent.commands.clone();
     let link = Link::start(config, link_updates, agent.commands.clone())?;
     if let Some(text) = opts.initial_prompt {
-        let _ = to_link
-            .send(SessionUpdate::UserMessage { text: text.clone() })
-            .await;
+        let _ = to_link.send(SessionUpdate::UserMessage { text: text.clone() }).await;
         let _ = commands.send(SessionCommand::Prompt { text }).await;
     }
     let mut shutdown = std::pin::pin!(shutdown);

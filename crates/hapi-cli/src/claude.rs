@@ -1,9 +1,9 @@
 //! `hapi claude`: a Claude Code session driven through the hub, in the foreground.
 use std::path::PathBuf;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use clap::Args;
-use hapi_agent::{run_session, SessionOptions};
+use hapi_agent::{SessionOptions, run_session};
 use hapi_protocol::AgentKind;
 
 use crate::hub_client::HubClient;
@@ -44,7 +44,9 @@ pub async fn run(args: ClaudeArgs) -> Result<i32> {
         Some(dir) => dir,
         None => std::env::current_dir().context("cannot read the current directory")?,
     };
-    let cwd = cwd.canonicalize().with_context(|| format!("--cwd {} does not exist", cwd.display()))?;
+    let cwd = cwd
+        .canonicalize()
+        .with_context(|| format!("--cwd {} does not exist", cwd.display()))?;
     if !cwd.is_dir() {
         bail!("--cwd {} is not a directory", cwd.display());
     }
@@ -67,6 +69,8 @@ pub async fn run(args: ClaudeArgs) -> Result<i32> {
         initial_prompt: args.prompt,
         agent_log: Some(logs.join(format!("session-{}.log", created.session.id))),
     };
-    let summary = run_session(options, crate::shutdown_signal()).await.context("session failed")?;
+    let summary = run_session(options, crate::shutdown_signal())
+        .await
+        .context("session failed")?;
     Ok(summary.exit_code.unwrap_or(0))
 }

@@ -37,9 +37,9 @@ pub async fn run(args: HubArgs) -> Result<()> {
     let home = config.home.clone();
     let listen = config.listen;
     let state = AppState::open(config).with_context(|| format!("cannot start the hub in {}", home.display()))?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen} (is another hub running? set --listen or HAPI_LISTEN_PORT)"))?;
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
+        format!("cannot listen on {listen} (is another hub running? set --listen or HAPI_LISTEN_PORT)")
+    })?;
     let addr = listener.local_addr()?;
     let url = format!("http://{addr}");
     write_state_file(&home, &url).context("cannot write hub.json")?;
@@ -71,7 +71,10 @@ pub fn print_token() -> Result<()> {
     let token = match config.owner_token {
         Some(token) => token,
         None => hapi_hub::auth::load_or_create_owner_token(&config.home).with_context(|| {
-            format!("cannot read or create {}", hapi_hub::auth::owner_token_path(&config.home).display())
+            format!(
+                "cannot read or create {}",
+                hapi_hub::auth::owner_token_path(&config.home).display()
+            )
         })?,
     };
     println!("{token}");

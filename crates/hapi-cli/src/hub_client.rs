@@ -1,11 +1,11 @@
 //! How a `hapi` command finds and talks to the hub: `HAPI_HUB_URL` plus
 //! `CLI_API_TOKEN`, or else the running hub recorded in `$HAPI_HOME/hub.json` and
 //! the owner token of that `$HAPI_HOME`.
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use hapi_hub::HubConfig;
 use hapi_protocol::{AgentKind, CreateSession, CreatedSession, ErrorResponse};
 
-use crate::hub::{HubStateFile, HUB_STATE_FILE};
+use crate::hub::{HUB_STATE_FILE, HubStateFile};
 
 /// A hub address and the owner token for it.
 pub struct HubClient {
@@ -36,7 +36,11 @@ impl HubClient {
                 .map(|t| t.trim().to_owned())
                 .with_context(|| format!("no owner token in {}; set CLI_API_TOKEN", config.home.display()))?,
         };
-        Ok(HubClient { url, token, http: reqwest::Client::new() })
+        Ok(HubClient {
+            url,
+            token,
+            http: reqwest::Client::new(),
+        })
     }
 
     pub async fn create_session(&self, agent: AgentKind, cwd: &str) -> Result<CreatedSession> {
@@ -44,7 +48,10 @@ impl HubClient {
             .http
             .post(format!("{}/api/sessions", self.url))
             .bearer_auth(&self.token)
-            .json(&CreateSession { agent, cwd: cwd.to_owned() })
+            .json(&CreateSession {
+                agent,
+                cwd: cwd.to_owned(),
+            })
             .send()
             .await
             .with_context(|| format!("cannot reach the hub at {}", self.url))?;

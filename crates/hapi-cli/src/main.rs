@@ -37,7 +37,9 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Hub(args) => runtime.block_on(hub::run(args)),
-        Command::Auth { command: AuthCommand::Token } => hub::print_token(),
+        Command::Auth {
+            command: AuthCommand::Token,
+        } => hub::print_token(),
         Command::Claude(args) => {
             let code = runtime.block_on(claude::run(args))?;
             std::process::exit(code);
@@ -50,7 +52,10 @@ fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HAPI_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -1,5 +1,5 @@
 //! The web UI, embedded at build time (see `build.rs`) and served at `/`.
-use axum::http::{header, StatusCode, Uri};
+use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 include!(concat!(env!("OUT_DIR"), "/ui_assets.rs"));
@@ -35,6 +35,14 @@ pub async fn serve(uri: Uri) -> Response {
     };
     // Vite fingerprints asset names, so they can be cached for good; the page
     // itself must always be revalidated to pick up a new build.
-    let cache = if path.starts_with("assets/") { "public, max-age=31536000, immutable" } else { "no-cache" };
-    ([(header::CONTENT_TYPE, mime(path)), (header::CACHE_CONTROL, cache)], bytes).into_response()
+    let cache = if path.starts_with("assets/") {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    (
+        [(header::CONTENT_TYPE, mime(path)), (header::CACHE_CONTROL, cache)],
+        bytes,
+    )
+        .into_response()
 }

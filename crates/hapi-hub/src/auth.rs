@@ -20,8 +20,8 @@ use axum::response::{IntoResponse, Response};
 use rand::RngCore as _;
 use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
 use crate::AppState;
+use crate::error::ApiError;
 
 /// How long an event ticket stays valid unused.
 pub const TICKET_TTL: Duration = Duration::from_secs(60);
@@ -90,7 +90,10 @@ pub struct Auth {
 impl Auth {
     /// Credentials for this owner token.
     pub fn new(owner_token: &str) -> Self {
-        Auth { owner_hash: token_hash(owner_token), tickets: Mutex::new(HashMap::new()) }
+        Auth {
+            owner_hash: token_hash(owner_token),
+            tickets: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Whether `token` is the owner token. Hashes are compared, so timing reveals
@@ -150,14 +153,11 @@ pub async fn require_auth(State(state): State<AppState>, req: Request, next: Nex
         return ApiError::unauthorized("invalid token").into_response();
     }
     let is_event_stream = path == "/events" || path == "/events/ws";
-    if is_event_stream {
-        if let Some(ticket) = query_param(&req, "ticket") {
-            if state.auth().redeem_ticket(ticket) {
-                return next.run(req).await;
-            }
-            return ApiError::unauthorized("ticket is unknown, expired or already used").into_response();
+    if let Some(ticket) = query_param(&req, "ticket").filter(|_| is_event_stream) {
+        if state.auth().redeem_ticket(ticket) {
+            return next.run(req).await;
         }
+        return ApiError::unauthorized("ticket is unknown, expired or already used").into_response();
     }
-    ApiError::unauthorized("missing `Authorization: Bearer <token>` (run `hapi auth token` to see it)")
-        .into_response()
+    ApiError::unauthorized("missing `Authorization: Bearer <token>` (run `hapi auth token` to see it)").into_response()
 }

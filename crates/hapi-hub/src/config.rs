@@ -63,11 +63,13 @@ impl HubConfig {
             None => PathBuf::from(var("HOME").ok_or(HubConfigError::NoHome)?).join(".hapi"),
         };
         let host: IpAddr = match var("HAPI_LISTEN_HOST") {
-            Some(v) => v.parse().map_err(|e: std::net::AddrParseError| HubConfigError::Invalid {
-                var: "HAPI_LISTEN_HOST",
-                value: v.clone(),
-                reason: format!("{e} (give an IP address such as 127.0.0.1)"),
-            })?,
+            Some(v) => v
+                .parse()
+                .map_err(|e: std::net::AddrParseError| HubConfigError::Invalid {
+                    var: "HAPI_LISTEN_HOST",
+                    value: v.clone(),
+                    reason: format!("{e} (give an IP address such as 127.0.0.1)"),
+                })?,
             None => IpAddr::V4(Ipv4Addr::LOCALHOST),
         };
         let port: u16 = match var("HAPI_LISTEN_PORT") {

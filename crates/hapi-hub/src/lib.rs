@@ -70,7 +70,9 @@ impl AppState {
         std::fs::create_dir_all(&config.home).map_err(io(&format!("cannot create {}", config.home.display())))?;
         let owner_token = match &config.owner_token {
             Some(token) => token.clone(),
-            None => auth::load_or_create_owner_token(&config.home).map_err(io("cannot read or create the owner token"))?,
+            None => {
+                auth::load_or_create_owner_token(&config.home).map_err(io("cannot read or create the owner token"))?
+            }
         };
         let store = Arc::new(Store::open(config.db_path(), config.durability)?);
         let writer = Writer::start(&store)?;
@@ -171,7 +173,10 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(|source| HubError::Io { what: "server failed".into(), source })
+        .map_err(|source| HubError::Io {
+            what: "server failed".into(),
+            source,
+        })
 }
 
 fn hostname() -> String {

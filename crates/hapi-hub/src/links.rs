@@ -1,8 +1,8 @@
 //! Session wrappers that are connected right now, so a command committed to a
 //! session's outbox can be pushed at once instead of waiting for a reconnect.
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hapi_protocol::HubFrame;
 use tokio::sync::mpsc;
@@ -19,7 +19,10 @@ impl Links {
     /// Registers a connection and returns its id.
     pub fn register(&self, session_id: &str, tx: mpsc::UnboundedSender<HubFrame>) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.by_session.lock().expect("links poisoned").insert(session_id.to_owned(), (id, tx));
+        self.by_session
+            .lock()
+            .expect("links poisoned")
+            .insert(session_id.to_owned(), (id, tx));
         id
     }
 

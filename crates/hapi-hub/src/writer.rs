@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::thread;
 
 use hapi_protocol::HubEvent;
-use hapi_store::{Result, Store, StoreError};
 use hapi_store::rusqlite::{Connection, Transaction, TransactionBehavior};
+use hapi_store::{Result, Store, StoreError};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 /// An event as sent to live subscribers, serialized once for all of them.

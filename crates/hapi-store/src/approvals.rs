@@ -1,18 +1,16 @@
 //! Approvals: one row per permission request, decided at most once.
 use hapi_protocol::{Approval, ApprovalState, Decision, EventPayload, HubEvent, PermissionOption};
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use crate::events::record_event;
 use crate::sessions::announce;
-use crate::{now_ms, rfc3339, Result, StoreError};
+use crate::{Result, StoreError, now_ms, rfc3339};
 
 const SELECT: &str = "SELECT id, session_id, tool, input, options, state, decision, decided_by,
     message, created_at, decided_at FROM approvals";
 
 fn from_row(row: &Row) -> rusqlite::Result<Approval> {
-    let bad = |i: usize, e: String| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
-    };
+    let bad = |i: usize, e: String| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into());
     let input: String = row.get(3)?;
     let options: String = row.get(4)?;
     let state: String = row.get(5)?;
@@ -61,7 +59,10 @@ pub fn list_approvals(
 fn record(tx: &Transaction, approval: Approval) -> Result<HubEvent> {
     let body = serde_json::to_string(&approval)?;
     let seq = record_event(tx, "approval", &approval.session_id, None, None, &body)?;
-    Ok(HubEvent { seq, payload: EventPayload::Approval { approval } })
+    Ok(HubEvent {
+        seq,
+        payload: EventPayload::Approval { approval },
+    })
 }
 
 /// Creates a pending approval for a permission request. A request id the session
@@ -113,8 +114,7 @@ pub fn decide_approval(
         let current = approval(tx, id)?;
         return Err(StoreError::AlreadyDecided(current.state.as_str()));
     }
-    let request_id: String =
-        tx.query_row("SELECT request_id FROM approvals WHERE id = ?1", [id], |r| r.get(0))?;
+    let request_id: String = tx.query_row("SELECT request_id FROM approvals WHERE id = ?1", [id], |r| r.get(0))?;
     let approval = approval(tx, id)?;
     let session_id = approval.session_id.clone();
     let mut events = vec![record(tx, approval.clone())?];

@@ -1,10 +1,10 @@
 //! The global event log and the session histories stored in it.
 use hapi_protocol::{EventPayload, HubEvent, Message, SessionState, SessionUpdate};
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use crate::approvals::{cancel_pending, create_approval};
 use crate::sessions::{announce, set_state};
-use crate::{now_ms, rfc3339, Result, StoreError};
+use crate::{Result, StoreError, now_ms, rfc3339};
 
 /// Appends one row to the event log and returns its global sequence number.
 pub(crate) fn record_event(
@@ -19,7 +19,14 @@ pub(crate) fn record_event(
         "INSERT INTO events (kind, session_id, session_seq, client_seq, body, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![kind, session_id, session_seq.map(|v| v as i64), client_seq.map(|v| v as i64), body, now_ms()])?;
+    .execute(params![
+        kind,
+        session_id,
+        session_seq.map(|v| v as i64),
+        client_seq.map(|v| v as i64),
+        body,
+        now_ms()
+    ])?;
     Ok(tx.last_insert_rowid() as u64)
 }
 
@@ -51,7 +58,10 @@ pub fn append_update(
             .query_row(params![session_id, cs as i64], |_| Ok(()))
             .optional()?;
         if seen.is_some() {
-            return Ok(Appended { events: Vec::new(), duplicate: true });
+            return Ok(Appended {
+                events: Vec::new(),
+                duplicate: true,
+            });
         }
     }
     let (state, last_seq): (String, i64) = tx
@@ -105,7 +115,13 @@ pub fn append_update(
                 None => {}
             }
         }
-        SessionUpdate::PermissionRequest { request_id, tool, input, options, .. } if !ended => {
+        SessionUpdate::PermissionRequest {
+            request_id,
+            tool,
+            input,
+            options,
+            ..
+        } if !ended => {
             if let Some(ev) = create_approval(tx, session_id, request_id, tool, input, options)? {
                 events.push(ev);
                 // The pending count is part of the session as clients see it.
@@ -124,7 +140,10 @@ pub fn append_update(
         }
         _ => {}
     }
-    Ok(Appended { events, duplicate: false })
+    Ok(Appended {
+        events,
+        duplicate: false,
+    })
 }
 
 type EventRow = (u64, String, String, Option<u64>, String, i64);
@@ -140,9 +159,7 @@ fn event_from_row(row: &Row) -> rusqlite::Result<EventRow> {
     ))
 }
 
-fn to_event(
-    (seq, kind, session_id, session_seq, body, created_at): EventRow,
-) -> Result<HubEvent> {
+fn to_event((seq, kind, session_id, session_seq, body, created_at): EventRow) -> Result<HubEvent> {
     let payload = match kind.as_str() {
         "message" => EventPayload::Message {
             message: Message {
@@ -153,8 +170,12 @@ fn to_event(
                 update: serde_json::from_str(&body)?,
             },
         },
-        "session" => EventPayload::Session { session: serde_json::from_str(&body)? },
-        "approval" => EventPayload::Approval { approval: serde_json::from_str(&body)? },
+        "session" => EventPayload::Session {
+            session: serde_json::from_str(&body)?,
+        },
+        "approval" => EventPayload::Approval {
+            approval: serde_json::from_str(&body)?,
+        },
         other => {
             return Err(StoreError::Corrupt {
                 path: Default::default(),
@@ -168,7 +189,9 @@ fn to_event(
 /// The newest event's sequence number (0 for an empty log); reads the primary
 /// key's end, not the table.
 pub fn head_seq(conn: &Connection) -> Result<u64> {
-    let seq: Option<i64> = conn.prepare_cached("SELECT MAX(seq) FROM events")?.query_row([], |r| r.get(0))?;
+    let seq: Option<i64> = conn
+        .prepare_cached("SELECT MAX(seq) FROM events")?
+        .query_row([], |r| r.get(0))?;
     Ok(seq.unwrap_or(0) as u64)
 }
 

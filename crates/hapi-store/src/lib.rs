@@ -33,11 +33,12 @@ pub use rusqlite;
 
 pub use approvals::{approval, decide_approval, list_approvals};
 pub use clock::{now_ms, rfc3339};
-pub use events::{append_update, events_after, head_seq, messages_after, messages_before, Appended};
+pub use events::{Appended, append_update, events_after, head_seq, messages_after, messages_before};
 pub use machines::ensure_machine;
 pub use outbox::{ack_commands, enqueue_command, pending_commands};
 pub use sessions::{
-    create_session, list_sessions, mark_all_disconnected, mark_connected, mark_disconnected, session, session_token_hash,
+    create_session, list_sessions, mark_all_disconnected, mark_connected, mark_disconnected, session,
+    session_token_hash,
 };
 
 /// Everything that can go wrong in the store.
@@ -107,7 +108,11 @@ impl Store {
     /// reported as [`StoreError::Corrupt`]; it is never replaced by a new database.
     pub fn open(path: impl AsRef<Path>, durability: Durability) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let store = Store { path, durability, readers: Mutex::new(Vec::new()) };
+        let store = Store {
+            path,
+            durability,
+            readers: Mutex::new(Vec::new()),
+        };
         let mut conn = store.connect(false)?;
         schema::migrate(&mut conn).map_err(|e| match e {
             StoreError::Sqlite(e) => store.classify(e),
@@ -145,9 +150,7 @@ impl Store {
         let flags = if read_only {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
         } else {
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
         };
         let conn = Connection::open_with_flags(&self.path, flags).map_err(|e| self.classify(e))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -166,9 +169,10 @@ impl Store {
     fn classify(&self, e: rusqlite::Error) -> StoreError {
         use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
         match e.sqlite_error_code() {
-            Some(NotADatabase | DatabaseCorrupt) => {
-                StoreError::Corrupt { path: self.path.clone(), reason: e.to_string() }
-            }
+            Some(NotADatabase | DatabaseCorrupt) => StoreError::Corrupt {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            },
             _ => StoreError::Sqlite(e),
         }
     }

@@ -1,8 +1,8 @@
 //! Machines: the computers sessions run on. Today the hub registers its own
 //! machine at start; the runner issue adds remote ones.
-use rusqlite::{params, Transaction};
+use rusqlite::{Transaction, params};
 
-use crate::{now_ms, Result};
+use crate::{Result, now_ms};
 
 /// Records the machine if it is new; keeps its name current.
 pub fn ensure_machine(tx: &Transaction, id: &str, name: &str) -> Result<()> {

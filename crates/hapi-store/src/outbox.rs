@@ -2,9 +2,9 @@
 //! aborts, stop) wait here until the wrapper acknowledges them, so a command for a
 //! disconnected session is delivered, in order, when it reconnects.
 use hapi_protocol::SessionCommand;
-use rusqlite::{params, Connection, Transaction};
+use rusqlite::{Connection, Transaction, params};
 
-use crate::{now_ms, Result};
+use crate::{Result, now_ms};
 
 /// Queues a command and returns its outbox id (increasing).
 pub fn enqueue_command(tx: &Transaction, session_id: &str, command: &SessionCommand) -> Result<u64> {
@@ -16,7 +16,9 @@ pub fn enqueue_command(tx: &Transaction, session_id: &str, command: &SessionComm
 /// Commands not yet acknowledged, in order.
 pub fn pending_commands(conn: &Connection, session_id: &str) -> Result<Vec<(u64, SessionCommand)>> {
     let mut stmt = conn.prepare_cached("SELECT id, body FROM outbox WHERE session_id = ?1 ORDER BY id")?;
-    let rows = stmt.query_map([session_id], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?)))?;
+    let rows = stmt.query_map([session_id], |r| {
+        Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
+    })?;
     rows.map(|r| {
         let (id, body) = r?;
         Ok((id, serde_json::from_str(&body)?))

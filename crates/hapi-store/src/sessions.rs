@@ -1,9 +1,9 @@
 //! Sessions: creation, lookup, and the connection-driven state changes.
 use hapi_protocol::{AgentKind, EventPayload, HubEvent, Session, SessionState};
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use crate::events::record_event;
-use crate::{now_ms, rfc3339, Result, StoreError};
+use crate::{Result, StoreError, now_ms, rfc3339};
 
 const SELECT: &str = "SELECT s.id, s.agent, s.cwd, s.state, s.last_seq, s.created_at, s.updated_at,
     (SELECT COUNT(*) FROM approvals a WHERE a.session_id = s.id AND a.state = 'pending')
@@ -70,7 +70,9 @@ pub fn create_session(
         params![id, machine_id, agent.as_str(), cwd, token_hash, now],
     )?;
     let event = announce(tx, id)?;
-    let EventPayload::Session { session } = &event.payload else { unreachable!() };
+    let EventPayload::Session { session } = &event.payload else {
+        unreachable!()
+    };
     Ok((session.clone(), event))
 }
 
@@ -91,7 +93,10 @@ pub(crate) fn announce(tx: &Transaction, id: &str) -> Result<HubEvent> {
     let session = session(tx, id)?;
     let body = serde_json::to_string(&session)?;
     let seq = record_event(tx, "session", id, None, None, &body)?;
-    Ok(HubEvent { seq, payload: EventPayload::Session { session } })
+    Ok(HubEvent {
+        seq,
+        payload: EventPayload::Session { session },
+    })
 }
 
 /// The wrapper connected: the session is `working` if a turn is open, else `idle`.
@@ -106,7 +111,11 @@ pub fn mark_connected(tx: &Transaction, id: &str) -> Result<Option<HubEvent>> {
     if state == SessionState::Ended.as_str() {
         return Ok(None);
     }
-    let next = if turn_open { SessionState::Working } else { SessionState::Idle };
+    let next = if turn_open {
+        SessionState::Working
+    } else {
+        SessionState::Idle
+    };
     set_state(tx, id, next)
 }
 

@@ -67,10 +67,7 @@ pub async fn start_fake_anthropic(script: Script) -> anyhow::Result<FakeAnthropi
 }
 
 /// Starts the fake on a given address (port 0 picks a free one).
-pub async fn start_fake_anthropic_on(
-    addr: SocketAddr,
-    script: Script,
-) -> anyhow::Result<FakeAnthropic> {
+pub async fn start_fake_anthropic_on(addr: SocketAddr, script: Script) -> anyhow::Result<FakeAnthropic> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let requests = Arc::new(Mutex::new(Vec::new()));
@@ -111,10 +108,7 @@ struct AppState {
 
 impl AppState {
     fn next_id(&self, prefix: &str) -> String {
-        format!(
-            "{prefix}_fake_{}",
-            self.ids.fetch_add(1, Ordering::Relaxed) + 1
-        )
+        format!("{prefix}_fake_{}", self.ids.fetch_add(1, Ordering::Relaxed) + 1)
     }
 }
 
@@ -134,7 +128,8 @@ async fn messages(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     let request: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(err) => {
-            let error = json!({"type": "error", "error": {"type": "invalid_request_error", "message": err.to_string()}});
+            let error =
+                json!({"type": "error", "error": {"type": "invalid_request_error", "message": err.to_string()}});
             return (StatusCode::BAD_REQUEST, axum::Json(error)).into_response();
         }
     };
@@ -213,10 +208,7 @@ fn sse_body(reply: &Reply, model: &str, message_id: &str, tool_id: Option<&str>)
             "delta": {"type": "text_delta", "text": piece}}),
         );
     }
-    event(
-        "content_block_stop",
-        json!({"type": "content_block_stop", "index": 0}),
-    );
+    event("content_block_stop", json!({"type": "content_block_stop", "index": 0}));
     if let (Some(tool), Some(id)) = (&reply.tool_use, tool_id) {
         event(
             "content_block_start",
@@ -230,10 +222,7 @@ fn sse_body(reply: &Reply, model: &str, message_id: &str, tool_id: Option<&str>)
                 "delta": {"type": "input_json_delta", "partial_json": piece}}),
             );
         }
-        event(
-            "content_block_stop",
-            json!({"type": "content_block_stop", "index": 1}),
-        );
+        event("content_block_stop", json!({"type": "content_block_stop", "index": 1}));
     }
     event(
         "message_delta",

@@ -86,14 +86,11 @@ impl Default for Script {
 impl Script {
     /// The answer to a `POST /v1/messages` body.
     pub fn reply(&self, request: &Value) -> Reply {
-        let has_main_tool = request
-            .get("tools")
-            .and_then(Value::as_array)
-            .is_some_and(|tools| {
-                tools
-                    .iter()
-                    .any(|t| t.get("name").and_then(Value::as_str) == Some(&self.main_tool))
-            });
+        let has_main_tool = request.get("tools").and_then(Value::as_array).is_some_and(|tools| {
+            tools
+                .iter()
+                .any(|t| t.get("name").and_then(Value::as_str) == Some(&self.main_tool))
+        });
         let messages = request
             .get("messages")
             .and_then(Value::as_array)
@@ -186,20 +183,14 @@ mod tests {
             {"type": "text", "text": "do it"}]}]));
         let reply = script.reply(&first);
         assert_eq!(reply.text, "I'll create the file.");
-        assert_eq!(
-            reply.tool_use.unwrap().input["command"],
-            "echo hello > out.txt"
-        );
+        assert_eq!(reply.tool_use.unwrap().input["command"], "echo hello > out.txt");
 
         let denied = request(json!([
             {"role": "user", "content": "do it"},
             {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "Bash", "input": {}}]},
             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "is_error": true, "content": "no way"}]},
         ]));
-        assert_eq!(
-            script.reply(&denied).text,
-            "The command was not run: no way"
-        );
+        assert_eq!(script.reply(&denied).text, "The command was not run: no way");
 
         let ok = request(json!([
             {"role": "user", "content": "do it"},
@@ -219,8 +210,7 @@ mod tests {
 
     #[test]
     fn side_requests_get_the_side_text() {
-        let reply = Script::default()
-            .reply(&json!({"tools": [], "messages": [{"role": "user", "content": "title?"}]}));
+        let reply = Script::default().reply(&json!({"tools": [], "messages": [{"role": "user", "content": "title?"}]}));
         assert_eq!(
             reply,
             Reply {

@@ -51,9 +51,7 @@ impl AgentDriver for ClaudeDriver {
         let mut child = spawn_in_group(&spec, &PROTOCOL_ARGS)?;
         let pid = child.id().unwrap_or_default();
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-            return Err(AgentError::Internal(
-                "claude's pipes were not created".into(),
-            ));
+            return Err(AgentError::Internal("claude's pipes were not created".into()));
         };
         tracing::info!(pid, program = %spec.program.display(), cwd = %spec.cwd.display(), "claude started");
         let (updates_tx, updates) = mpsc::channel(1024);
@@ -66,11 +64,7 @@ impl AgentDriver for ClaudeDriver {
             updates: updates_tx,
             stopping: false,
         };
-        tokio::spawn(
-            process
-                .run(child, stdout, commands_rx, exit_tx)
-                .in_current_span(),
-        );
+        tokio::spawn(process.run(child, stdout, commands_rx, exit_tx).in_current_span());
         Ok(RunningAgent {
             pid,
             updates,

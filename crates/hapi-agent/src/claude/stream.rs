@@ -10,9 +10,7 @@
 //! an interrupt.
 use std::collections::HashMap;
 
-use hapi_protocol::{
-    Decision, PermissionOption, SessionCommand, SessionUpdate, ToolCallStatus, Usage,
-};
+use hapi_protocol::{Decision, PermissionOption, SessionCommand, SessionUpdate, ToolCallStatus, Usage};
 use serde_json::{Value, json};
 
 /// The message Claude gets when a person denies without a note.
@@ -163,21 +161,13 @@ impl ClaudeStream {
 
     fn on_result(&mut self, msg: &Value) -> Vec<Action> {
         let usage = msg.get("usage");
-        let tokens = |key: &str| {
-            usage
-                .and_then(|u| u.get(key))
-                .and_then(Value::as_u64)
-                .unwrap_or(0)
-        };
+        let tokens = |key: &str| usage.and_then(|u| u.get(key)).and_then(Value::as_u64).unwrap_or(0);
         let usage = Usage {
             input_tokens: tokens("input_tokens"),
             output_tokens: tokens("output_tokens"),
             cost_usd: msg.get("total_cost_usd").and_then(Value::as_f64),
         };
-        let is_error = msg
-            .get("is_error")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+        let is_error = msg.get("is_error").and_then(Value::as_bool).unwrap_or(false);
         let text = |key: &str| msg.get(key).and_then(Value::as_str).map(str::to_owned);
         let stop_reason = if std::mem::take(&mut self.interrupting) {
             "interrupted".to_owned()
@@ -192,10 +182,7 @@ impl ClaudeStream {
         };
         vec![
             Action::Update(SessionUpdate::UsageUpdate { usage }),
-            Action::Update(SessionUpdate::TurnEnd {
-                stop_reason,
-                is_error,
-            }),
+            Action::Update(SessionUpdate::TurnEnd { stop_reason, is_error }),
         ]
     }
 
@@ -206,10 +193,7 @@ impl ClaudeStream {
             .unwrap_or_default()
             .to_owned();
         let request = msg.get("request").cloned().unwrap_or(Value::Null);
-        let subtype = request
-            .get("subtype")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let subtype = request.get("subtype").and_then(Value::as_str).unwrap_or_default();
         if subtype != "can_use_tool" {
             tracing::warn!(%request_id, subtype, "answering an unsupported claude control request with an error");
             return vec![Action::Send(json!({
@@ -224,30 +208,14 @@ impl ClaudeStream {
             .unwrap_or_default()
             .to_owned();
         let input = request.get("input").cloned().unwrap_or_else(|| json!({}));
-        if let Some(rule) = self
-            .rules
-            .iter()
-            .find(|r| r.tool == tool && r.input == input)
-        {
+        if let Some(rule) = self.rules.iter().find(|r| r.tool == tool && r.input == input) {
             let decision = rule.decision;
             return vec![
-                Action::Send(permission_response(
-                    &request_id,
-                    decision,
-                    &input,
-                    RULE_DENY_MESSAGE,
-                )),
-                Action::Update(SessionUpdate::PermissionAutoDecided {
-                    tool,
-                    input,
-                    decision,
-                }),
+                Action::Send(permission_response(&request_id, decision, &input, RULE_DENY_MESSAGE)),
+                Action::Update(SessionUpdate::PermissionAutoDecided { tool, input, decision }),
             ];
         }
-        let tool_call_id = request
-            .get("tool_use_id")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
+        let tool_call_id = request.get("tool_use_id").and_then(Value::as_str).map(str::to_owned);
         self.pending.insert(
             request_id.clone(),
             PendingPermission {
@@ -278,12 +246,7 @@ impl ClaudeStream {
 }
 
 /// The `control_response` line answering a `can_use_tool` request.
-fn permission_response(
-    request_id: &str,
-    decision: Decision,
-    input: &Value,
-    deny_message: &str,
-) -> Value {
+fn permission_response(request_id: &str, decision: Decision, input: &Value, deny_message: &str) -> Value {
     let response = if decision.allows() {
         json!({"behavior": "allow", "updatedInput": input})
     } else {
@@ -297,9 +260,7 @@ fn permission_response(
 
 fn on_control_response(msg: &Value) -> Vec<Action> {
     let response = msg.get("response");
-    let subtype = response
-        .and_then(|r| r.get("subtype"))
-        .and_then(Value::as_str);
+    let subtype = response.and_then(|r| r.get("subtype")).and_then(Value::as_str);
     let request_id = response
         .and_then(|r| r.get("request_id"))
         .and_then(Value::as_str)
@@ -328,29 +289,14 @@ fn assistant_blocks(msg: &Value) -> Vec<Action> {
         .iter()
         .filter_map(|block| match block.get("type").and_then(Value::as_str) {
             Some("text") => {
-                let text = block
-                    .get("text")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                (!text.is_empty()).then(|| {
-                    Action::Update(SessionUpdate::AgentMessageChunk {
-                        text: text.to_owned(),
-                    })
-                })
+                let text = block.get("text").and_then(Value::as_str).unwrap_or_default();
+                (!text.is_empty()).then(|| Action::Update(SessionUpdate::AgentMessageChunk { text: text.to_owned() }))
             }
             Some("tool_use") => {
-                let name = block
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
+                let name = block.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
                 let input = block.get("input").cloned().unwrap_or_else(|| json!({}));
                 Some(Action::Update(SessionUpdate::ToolCall {
-                    tool_call_id: block
-                        .get("id")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned(),
+                    tool_call_id: block.get("id").and_then(Value::as_str).unwrap_or_default().to_owned(),
                     title: tool_title(&name, &input),
                     name,
                     input,
@@ -384,10 +330,7 @@ fn tool_results(msg: &Value) -> Vec<Action> {
         .iter()
         .filter(|block| block.get("type").and_then(Value::as_str) == Some("tool_result"))
         .map(|block| {
-            let is_error = block
-                .get("is_error")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
+            let is_error = block.get("is_error").and_then(Value::as_bool).unwrap_or(false);
             Action::Update(SessionUpdate::ToolCallUpdate {
                 tool_call_id: block
                     .get("tool_use_id")

@@ -15,16 +15,12 @@ fn samples() -> PathBuf {
 /// `(dir, msg)` pairs of a transcript file.
 fn transcript(name: &str) -> Vec<(String, Value)> {
     let path = samples().join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
             let v: Value = serde_json::from_str(l).expect("transcript line is JSON");
-            (
-                v["dir"].as_str().unwrap_or_default().to_owned(),
-                v["msg"].clone(),
-            )
+            (v["dir"].as_str().unwrap_or_default().to_owned(), v["msg"].clone())
         })
         .collect()
 }
@@ -56,11 +52,7 @@ fn replay(name: &str, decide: impl Fn(&str) -> (Decision, Option<String>)) -> Ve
     let mut stream = ClaudeStream::new();
     let mut all = Vec::new();
     let lines = transcript(name);
-    assert_eq!(
-        lines[0].1,
-        ClaudeStream::initialize_request(),
-        "handshake line"
-    );
+    assert_eq!(lines[0].1, ClaudeStream::initialize_request(), "handshake line");
     for (dir, msg) in lines {
         match dir.as_str() {
             "<<" => all.extend(updates(&stream.on_line(&msg.to_string()))),
@@ -79,16 +71,9 @@ fn replay(name: &str, decide: impl Fn(&str) -> (Decision, Option<String>)) -> Ve
                 );
             }
             ">>" if msg["type"] == "user" => {
-                let text = msg["message"]["content"][0]["text"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned();
+                let text = msg["message"]["content"][0]["text"].as_str().unwrap().to_owned();
                 let actions = stream.on_command(SessionCommand::Prompt { text });
-                assert_eq!(
-                    sent(&actions),
-                    vec![msg],
-                    "our prompt line equals the recorded one"
-                );
+                assert_eq!(sent(&actions), vec![msg], "our prompt line equals the recorded one");
             }
             _ => {}
         }
@@ -103,24 +88,18 @@ fn bash_input() -> Value {
 
 #[test]
 fn allow_transcript_maps_to_the_expected_updates() {
-    let got = replay(
-        "claude_stdio_control_protocol_allow.transcript.jsonl",
-        |_| (Decision::AllowOnce, None),
-    );
+    let got = replay("claude_stdio_control_protocol_allow.transcript.jsonl", |_| {
+        (Decision::AllowOnce, None)
+    });
     let SessionUpdate::PermissionRequest {
-        request_id,
-        options,
-        ..
+        request_id, options, ..
     } = &got[2]
     else {
         panic!("third update should be the permission request: {got:#?}");
     };
     assert_eq!(request_id, "6a29e60a-2ec1-4744-9227-35de2480f780");
     let ids: Vec<_> = options.iter().map(|o| o.id.as_str()).collect();
-    assert_eq!(
-        ids,
-        ["allow_once", "allow_always", "reject_once", "reject_always"]
-    );
+    assert_eq!(ids, ["allow_once", "allow_always", "reject_once", "reject_always"]);
     assert_eq!(
         got,
         vec![
@@ -166,10 +145,9 @@ fn allow_transcript_maps_to_the_expected_updates() {
 
 #[test]
 fn deny_transcript_fails_the_tool_call() {
-    let got = replay(
-        "claude_stdio_control_protocol_deny.transcript.jsonl",
-        |_| (Decision::RejectOnce, Some("denied by stdio driver".into())),
-    );
+    let got = replay("claude_stdio_control_protocol_deny.transcript.jsonl", |_| {
+        (Decision::RejectOnce, Some("denied by stdio driver".into()))
+    });
     assert!(got.contains(&SessionUpdate::ToolCallUpdate {
         tool_call_id: "toolu_fake_2".into(),
         status: ToolCallStatus::Failed,
@@ -203,17 +181,13 @@ fn two_turns_end_twice() {
 fn raw_lines(name: &str) -> Vec<SessionUpdate> {
     let text = std::fs::read_to_string(samples().join(name)).expect("sample file");
     let mut stream = ClaudeStream::new();
-    text.lines()
-        .flat_map(|l| updates(&stream.on_line(l)))
-        .collect()
+    text.lines().flat_map(|l| updates(&stream.on_line(l))).collect()
 }
 
 #[test]
 fn api_error_ends_the_turn_as_an_error_and_retries_stay_quiet() {
     let got = raw_lines("claude_p_api_error_500_retries2.jsonl");
-    assert!(
-        matches!(&got[0], SessionUpdate::AgentMessageChunk { text } if text.starts_with("API Error: 500"))
-    );
+    assert!(matches!(&got[0], SessionUpdate::AgentMessageChunk { text } if text.starts_with("API Error: 500")));
     assert_eq!(
         got.last(),
         Some(&SessionUpdate::TurnEnd {
@@ -246,10 +220,7 @@ fn can_use_tool(request_id: &str) -> String {
 
 #[test]
 fn always_decisions_become_session_rules() {
-    for (decision, behavior) in [
-        (Decision::AllowAlways, "allow"),
-        (Decision::RejectAlways, "deny"),
-    ] {
+    for (decision, behavior) in [(Decision::AllowAlways, "allow"), (Decision::RejectAlways, "deny")] {
         let mut stream = ClaudeStream::new();
         assert_eq!(updates(&stream.on_line(&can_use_tool("r1"))).len(), 1);
         let answer = stream.on_command(SessionCommand::Decide {
@@ -257,17 +228,11 @@ fn always_decisions_become_session_rules() {
             decision,
             message: None,
         });
-        assert_eq!(
-            sent(&answer)[0]["response"]["response"]["behavior"],
-            behavior
-        );
+        assert_eq!(sent(&answer)[0]["response"]["response"]["behavior"], behavior);
 
         let again = stream.on_line(&can_use_tool("r2"));
         assert_eq!(sent(&again)[0]["response"]["request_id"], "r2");
-        assert_eq!(
-            sent(&again)[0]["response"]["response"]["behavior"],
-            behavior
-        );
+        assert_eq!(sent(&again)[0]["response"]["response"]["behavior"], behavior);
         assert_eq!(
             updates(&again),
             vec![SessionUpdate::PermissionAutoDecided {
@@ -311,13 +276,12 @@ fn abort_interrupts_and_marks_the_turn_end() {
     let first = stream.on_command(SessionCommand::Abort);
     assert_eq!(
         sent(&first),
-        vec![
-            json!({"type": "control_request", "request_id": "interrupt_1", "request": {"subtype": "interrupt"}})
-        ]
+        vec![json!({"type": "control_request", "request_id": "interrupt_1", "request": {"subtype": "interrupt"}})]
     );
     let second = stream.on_command(SessionCommand::Abort);
     assert_eq!(sent(&second)[0]["request_id"], "interrupt_2");
-    let end = stream.on_line(r#"{"type":"result","subtype":"error_during_execution","is_error":false,"stop_reason":null}"#);
+    let end =
+        stream.on_line(r#"{"type":"result","subtype":"error_during_execution","is_error":false,"stop_reason":null}"#);
     assert_eq!(
         updates(&end)[1],
         SessionUpdate::TurnEnd {
@@ -325,9 +289,7 @@ fn abort_interrupts_and_marks_the_turn_end() {
             is_error: false
         }
     );
-    let next = stream.on_line(
-        r#"{"type":"result","subtype":"success","is_error":false,"stop_reason":"end_turn"}"#,
-    );
+    let next = stream.on_line(r#"{"type":"result","subtype":"success","is_error":false,"stop_reason":"end_turn"}"#);
     assert_eq!(
         updates(&next)[1],
         SessionUpdate::TurnEnd {
@@ -349,9 +311,7 @@ fn junk_and_unknown_lines_are_skipped() {
     ] {
         assert!(stream.on_line(line).is_empty(), "{line}");
     }
-    let hook = stream.on_line(
-        r#"{"type":"control_request","request_id":"h1","request":{"subtype":"hook_callback"}}"#,
-    );
+    let hook = stream.on_line(r#"{"type":"control_request","request_id":"h1","request":{"subtype":"hook_callback"}}"#);
     assert_eq!(sent(&hook)[0]["response"]["subtype"], "error");
 }
 
@@ -368,9 +328,6 @@ fn tool_results_with_block_content_and_titles() {
             output: Some("a\nb".into())
         }]
     );
-    assert_eq!(
-        super::tool_title("Write", &json!({"file_path": "/x/y.rs"})),
-        "/x/y.rs"
-    );
+    assert_eq!(super::tool_title("Write", &json!({"file_path": "/x/y.rs"})), "/x/y.rs");
     assert_eq!(super::tool_title("Grep", &json!({"pattern": "p"})), "Grep");
 }

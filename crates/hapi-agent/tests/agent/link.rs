@@ -23,10 +23,7 @@ async fn accept(listener: &TcpListener) -> WebSocketStream<TcpStream> {
     let (tcp, _) = listener.accept().await.expect("accept");
     accept_hdr_async(tcp, |req: &Request, resp: Response| {
         assert_eq!(req.uri().path(), "/api/sessions/s1/ws");
-        let auth = req
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok());
+        let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok());
         assert_eq!(auth, Some("Bearer tok-123"));
         Ok::<_, ErrorResponse>(resp)
     })
@@ -138,26 +135,20 @@ async fn resends_unacked_updates_after_a_drop_and_applies_commands_once() {
     };
     let link = Link::start(config, updates_rx, commands_tx).expect("link starts");
     let sent: Vec<SessionUpdate> = (1..=UPDATES)
-        .map(|i| SessionUpdate::AgentMessageChunk {
-            text: format!("m{i}"),
-        })
+        .map(|i| SessionUpdate::AgentMessageChunk { text: format!("m{i}") })
         .collect();
     for update in sent.clone() {
         updates_tx.send(update).await.unwrap();
     }
     drop(updates_tx);
-    let progress = link
-        .finish(Duration::from_secs(10))
-        .await
-        .expect("link finishes");
+    let progress = link.finish(Duration::from_secs(10)).await.expect("link finishes");
     assert_eq!((progress.sent, progress.acked), (UPDATES, UPDATES));
     assert!(progress.reconnects >= 1);
 
-    let (first, acks_first, second, acks_second) =
-        tokio::time::timeout(Duration::from_secs(10), hub)
-            .await
-            .expect("hub ends")
-            .unwrap();
+    let (first, acks_first, second, acks_second) = tokio::time::timeout(Duration::from_secs(10), hub)
+        .await
+        .expect("hub ends")
+        .unwrap();
     // The first connection saw a prefix, in order.
     for (i, (seq, update)) in first.iter().enumerate() {
         assert_eq!(*seq, i as u64 + 1);
@@ -181,10 +172,7 @@ async fn resends_unacked_updates_after_a_drop_and_applies_commands_once() {
     while let Ok(command) = commands_rx.try_recv() {
         applied.push(command);
     }
-    assert_eq!(
-        applied,
-        vec![prompt("a"), SessionCommand::Abort, prompt("b")]
-    );
+    assert_eq!(applied, vec![prompt("a"), SessionCommand::Abort, prompt("b")]);
 }
 
 #[tokio::test]
@@ -215,10 +203,7 @@ async fn a_rejected_token_ends_the_link() {
     let link = Link::start(config, updates_rx, commands_tx).unwrap();
     let result = link.finish(Duration::from_secs(10)).await;
     assert!(
-        matches!(
-            result,
-            Err(hapi_agent::AgentError::HubRejected { status: 401 })
-        ),
+        matches!(result, Err(hapi_agent::AgentError::HubRejected { status: 401 })),
         "{result:?}"
     );
     hub.await.unwrap();
@@ -280,10 +265,7 @@ async fn pipelines_many_updates_with_cumulative_acks() {
     drop(updates_tx);
     let progress = link.finish(Duration::from_secs(60)).await.unwrap();
     let elapsed = started.elapsed();
-    assert_eq!(
-        (progress.sent, progress.acked, progress.reconnects),
-        (MANY, MANY, 0)
-    );
+    assert_eq!((progress.sent, progress.acked, progress.reconnects), (MANY, MANY, 0));
     assert_eq!(hub.await.unwrap(), MANY);
     eprintln!(
         "link: {MANY} updates in {elapsed:?} ({:.0}/s)",

@@ -9,18 +9,18 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::Json;
 use axum::extract::State;
+use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use futures_util::Stream;
 use hapi_protocol::EventTicket;
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::ReceiverStream;
 
 use crate::auth::TICKET_TTL;
 use crate::error::{ApiError, ApiQuery};
@@ -58,7 +58,10 @@ async fn resume_point(state: &AppState, headers: &HeaderMap, q: &StreamQuery) ->
 }
 
 pub(super) async fn ticket(State(state): State<AppState>) -> Json<EventTicket> {
-    Json(EventTicket { ticket: state.auth().issue_ticket(), expires_in_s: TICKET_TTL.as_secs() })
+    Json(EventTicket {
+        ticket: state.auth().issue_ticket(),
+        expires_in_s: TICKET_TTL.as_secs(),
+    })
 }
 
 pub(super) async fn sse(
@@ -81,7 +84,9 @@ pub(super) async fn websocket(
 ) -> Result<Response, ApiError> {
     let live = state.writer().subscribe();
     let after = resume_point(&state, &headers, &q).await?;
-    Ok(upgrade.on_upgrade(move |socket| pump_websocket(socket, follow(state, after, live))).into_response())
+    Ok(upgrade
+        .on_upgrade(move |socket| pump_websocket(socket, follow(state, after, live)))
+        .into_response())
 }
 
 async fn pump_websocket(mut socket: WebSocket, mut events: mpsc::Receiver<Arc<LiveEvent>>) {
@@ -128,7 +133,10 @@ pub(crate) fn follow(
             // Catch up from the log.
             loop {
                 let from = last;
-                let page = match state.read(move |c| hapi_store::events_after(c, from, REPLAY_PAGE)).await {
+                let page = match state
+                    .read(move |c| hapi_store::events_after(c, from, REPLAY_PAGE))
+                    .await
+                {
                     Ok(page) => page,
                     Err(e) => {
                         tracing::error!(error = ?e, "event replay failed; closing stream");

@@ -15,9 +15,9 @@ use hapi_protocol::{HubFrame, SessionFrame};
 use tokio::sync::mpsc;
 use tracing::Instrument as _;
 
+use crate::AppState;
 use crate::auth::{bearer, token_hash};
 use crate::error::ApiError;
-use crate::AppState;
 
 /// Most updates of one connection in flight before reading pauses.
 const MAX_IN_FLIGHT: usize = 4096;
@@ -28,7 +28,9 @@ pub(super) async fn connect(
     upgrade: WebSocketUpgrade,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let token = bearer(&req).ok_or_else(|| ApiError::unauthorized("missing session token"))?.to_owned();
+    let token = bearer(&req)
+        .ok_or_else(|| ApiError::unauthorized("missing session token"))?
+        .to_owned();
     let sid = id.clone();
     let stored = state.read(move |c| hapi_store::session_token_hash(c, &sid)).await?;
     match stored {
@@ -73,11 +75,14 @@ async fn run(state: AppState, id: String, socket: WebSocket) {
             return;
         }
     };
-    let mut outgoing: VecDeque<HubFrame> =
-        replay.into_iter().map(|(id, command)| HubFrame::Command { id, command }).collect();
+    let mut outgoing: VecDeque<HubFrame> = replay
+        .into_iter()
+        .map(|(id, command)| HubFrame::Command { id, command })
+        .collect();
 
     let mut writes: FuturesOrdered<Write> = FuturesOrdered::new();
     let mut acked = 0u64;
+    let mut unacked_commits = 0usize;
     loop {
         while let Some(frame) = outgoing.pop_front() {
             let text = serde_json::to_string(&frame).unwrap_or_default();
@@ -120,9 +125,12 @@ async fn run(state: AppState, id: String, socket: WebSocket) {
             Some(done) = writes.next(), if !writes.is_empty() => match done {
                 Ok(client_seq) => {
                     acked = acked.max(client_seq);
-                    // Ack once per drained burst rather than per update.
-                    if writes.is_empty() || writes.len() % 256 == 0 {
+                    unacked_commits += 1;
+                    // Ack once per drained burst rather than per update, but at
+                    // least every 256 commits so a steady stream is acked too.
+                    if writes.is_empty() || unacked_commits >= 256 {
                         outgoing.push_back(HubFrame::Ack { client_seq: acked });
+                        unacked_commits = 0;
                     }
                 }
                 Err(e) => {

@@ -12,7 +12,7 @@ use hapi_protocol::{Health, VERSION};
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
-use crate::{assets, auth, AppState};
+use crate::{AppState, assets, auth};
 
 pub(crate) fn router(state: AppState) -> Router {
     let api = Router::new()
@@ -44,7 +44,11 @@ pub(crate) fn router(state: AppState) -> Router {
 }
 
 async fn health(State(state): State<AppState>) -> Json<Health> {
-    Json(Health { status: "ok".into(), version: VERSION.into(), uptime_s: state.uptime_s() })
+    Json(Health {
+        status: "ok".into(),
+        version: VERSION.into(),
+        uptime_s: state.uptime_s(),
+    })
 }
 
 async fn unknown_api_route(req: Request) -> ApiError {

@@ -1,17 +1,17 @@
 //! `/api/sessions`: list, create, history pages, prompts, abort and stop.
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
 use hapi_protocol::{
-    Accepted, CreateSession, CreatedSession, HubFrame, MessagePage, SendMessage, SessionCommand,
-    SessionList, SessionResponse, SessionState, SessionUpdate,
+    Accepted, CreateSession, CreatedSession, HubFrame, MessagePage, SendMessage, SessionCommand, SessionList,
+    SessionResponse, SessionState, SessionUpdate,
 };
 use hapi_store::StoreError;
 use serde::Deserialize;
 
+use crate::AppState;
 use crate::auth::{new_token, token_hash};
 use crate::error::{ApiError, ApiJson, ApiQuery};
-use crate::AppState;
 
 /// Largest page of history one request returns.
 const MAX_PAGE: u32 = 500;
@@ -23,7 +23,10 @@ pub(super) async fn list(State(state): State<AppState>) -> Result<Json<SessionLi
     Ok(Json(SessionList { sessions }))
 }
 
-pub(super) async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<SessionResponse>, ApiError> {
+pub(super) async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SessionResponse>, ApiError> {
     let session = state.read(move |c| hapi_store::session(c, &id)).await?;
     Ok(Json(SessionResponse { session }))
 }
@@ -86,8 +89,8 @@ async fn enqueue(
     id: String,
     command: SessionCommand,
     prepare: impl FnOnce(&hapi_store::rusqlite::Transaction, &str) -> hapi_store::Result<Vec<hapi_protocol::HubEvent>>
-        + Send
-        + 'static,
+    + Send
+    + 'static,
 ) -> Result<Accepted, ApiError> {
     let cmd = command.clone();
     let sid = id.clone();
@@ -121,7 +124,9 @@ pub(super) async fn send(
     if body.text.len() > MAX_PROMPT {
         return Err(ApiError::invalid(format!("`text` is longer than {MAX_PROMPT} bytes")));
     }
-    let update = SessionUpdate::UserMessage { text: body.text.clone() };
+    let update = SessionUpdate::UserMessage {
+        text: body.text.clone(),
+    };
     let accepted = enqueue(&state, id, SessionCommand::Prompt { text: body.text }, move |tx, id| {
         Ok(hapi_store::append_update(tx, id, None, &update)?.events)
     })
@@ -129,12 +134,24 @@ pub(super) async fn send(
     Ok((StatusCode::ACCEPTED, Json(accepted)))
 }
 
-pub(super) async fn abort(State(state): State<AppState>, Path(id): Path<String>) -> Result<(StatusCode, Json<Accepted>), ApiError> {
-    let accepted = enqueue(&state, id, SessionCommand::Abort, |tx, id| require_running(tx, id).map(|()| Vec::new())).await?;
+pub(super) async fn abort(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let accepted = enqueue(&state, id, SessionCommand::Abort, |tx, id| {
+        require_running(tx, id).map(|()| Vec::new())
+    })
+    .await?;
     Ok((StatusCode::ACCEPTED, Json(accepted)))
 }
 
-pub(super) async fn stop(State(state): State<AppState>, Path(id): Path<String>) -> Result<(StatusCode, Json<Accepted>), ApiError> {
-    let accepted = enqueue(&state, id, SessionCommand::Stop, |tx, id| require_running(tx, id).map(|()| Vec::new())).await?;
+pub(super) async fn stop(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let accepted = enqueue(&state, id, SessionCommand::Stop, |tx, id| {
+        require_running(tx, id).map(|()| Vec::new())
+    })
+    .await?;
     Ok((StatusCode::ACCEPTED, Json(accepted)))
 }

@@ -10,17 +10,30 @@ fn permission(request_id: &str) -> SessionUpdate {
         tool_call_id: Some("toolu_1".into()),
         tool: "Bash".into(),
         input: json!({"command": "echo hello > out.txt"}),
-        options: [Decision::AllowOnce, Decision::AllowAlways, Decision::RejectOnce, Decision::RejectAlways]
-            .into_iter()
-            .map(|kind| PermissionOption { id: kind.as_str().into(), kind })
-            .collect(),
+        options: [
+            Decision::AllowOnce,
+            Decision::AllowAlways,
+            Decision::RejectOnce,
+            Decision::RejectAlways,
+        ]
+        .into_iter()
+        .map(|kind| PermissionOption {
+            id: kind.as_str().into(),
+            kind,
+        })
+        .collect(),
     }
 }
 
 #[tokio::test]
 async fn health_is_open_and_api_needs_the_owner_token() {
     let hub = TestHub::start().await;
-    let health: serde_json::Value = reqwest::get(format!("{}/health", hub.url)).await.unwrap().json().await.unwrap();
+    let health: serde_json::Value = reqwest::get(format!("{}/health", hub.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["status"], "ok");
     assert_eq!(health["version"], hapi_protocol::VERSION);
     assert!(health["uptime_s"].is_u64());
@@ -56,12 +69,20 @@ async fn approval_flows_to_the_wrapper_and_the_first_decision_wins() {
     assert_eq!(approval["tool"], "Bash");
     assert_eq!(approval["input"]["command"], "echo hello > out.txt");
     assert_eq!(approval["options"].as_array().unwrap().len(), 4);
-    assert_eq!(approval["options"][0], json!({"id": "allow_once", "kind": "allow_once"}));
+    assert_eq!(
+        approval["options"][0],
+        json!({"id": "allow_once", "kind": "allow_once"})
+    );
     let session = hub.json(&format!("/api/sessions/{id}")).await;
     assert_eq!(session["session"]["pending_approvals"], 1);
 
     let approval_id = approval["id"].as_str().unwrap();
-    let r = hub.post(&format!("/api/approvals/{approval_id}")).json(&json!({"decision": "allow_once"})).send().await.unwrap();
+    let r = hub
+        .post(&format!("/api/approvals/{approval_id}"))
+        .json(&json!({"decision": "allow_once"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let decided: serde_json::Value = r.json().await.unwrap();
     assert_eq!(decided["approval"]["state"], "decided");
@@ -73,14 +94,25 @@ async fn approval_flows_to_the_wrapper_and_the_first_decision_wins() {
             break f;
         }
     };
-    let HubFrame::Command { command, .. } = frame else { unreachable!() };
+    let HubFrame::Command { command, .. } = frame else {
+        unreachable!()
+    };
     assert_eq!(
         command,
-        SessionCommand::Decide { request_id: "req-1".into(), decision: Decision::AllowOnce, message: None }
+        SessionCommand::Decide {
+            request_id: "req-1".into(),
+            decision: Decision::AllowOnce,
+            message: None
+        }
     );
 
     // A second decision is refused and changes nothing.
-    let r = hub.post(&format!("/api/approvals/{approval_id}")).json(&json!({"decision": "reject_once"})).send().await.unwrap();
+    let r = hub
+        .post(&format!("/api/approvals/{approval_id}"))
+        .json(&json!({"decision": "reject_once"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 409);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "already_decided");
@@ -107,31 +139,73 @@ async fn bad_input_gets_its_documented_error_and_changes_nothing() {
         }
     };
     // Malformed JSON, wrong field type, unknown decision.
-    let r = hub.post(&format!("/api/sessions/{id}/messages")).header("content-type", "application/json").body("{\"text\": ").send().await.unwrap();
+    let r = hub
+        .post(&format!("/api/sessions/{id}/messages"))
+        .header("content-type", "application/json")
+        .body("{\"text\": ")
+        .send()
+        .await
+        .unwrap();
     expect(400, "invalid_request")(r).await;
-    let r = hub.post(&format!("/api/sessions/{id}/messages")).json(&json!({"text": 5})).send().await.unwrap();
+    let r = hub
+        .post(&format!("/api/sessions/{id}/messages"))
+        .json(&json!({"text": 5}))
+        .send()
+        .await
+        .unwrap();
     expect(400, "invalid_request")(r).await;
-    let r = hub.post(&format!("/api/sessions/{id}/messages")).json(&json!({"text": "  "})).send().await.unwrap();
+    let r = hub
+        .post(&format!("/api/sessions/{id}/messages"))
+        .json(&json!({"text": "  "}))
+        .send()
+        .await
+        .unwrap();
     expect(400, "invalid_request")(r).await;
-    let r = hub.get(&format!("/api/sessions/{id}/messages?limit=abc")).send().await.unwrap();
+    let r = hub
+        .get(&format!("/api/sessions/{id}/messages?limit=abc"))
+        .send()
+        .await
+        .unwrap();
     expect(400, "invalid_request")(r).await;
     // Unknown ids.
     let r = hub.get("/api/sessions/nope").send().await.unwrap();
     expect(404, "not_found")(r).await;
-    let r = hub.post("/api/sessions/nope/messages").json(&json!({"text": "hi"})).send().await.unwrap();
+    let r = hub
+        .post("/api/sessions/nope/messages")
+        .json(&json!({"text": "hi"}))
+        .send()
+        .await
+        .unwrap();
     expect(404, "not_found")(r).await;
     let r = hub.get("/api/sessions/nope/messages").send().await.unwrap();
     expect(404, "not_found")(r).await;
-    let r = hub.post("/api/approvals/nope").json(&json!({"decision": "allow_once"})).send().await.unwrap();
+    let r = hub
+        .post("/api/approvals/nope")
+        .json(&json!({"decision": "allow_once"}))
+        .send()
+        .await
+        .unwrap();
     expect(404, "not_found")(r).await;
     let r = hub.get("/api/no-such-route").send().await.unwrap();
     expect(404, "not_found")(r).await;
     // Oversize body.
     let huge = "x".repeat(2 * 1024 * 1024);
-    let r = hub.post(&format!("/api/sessions/{id}/messages")).json(&json!({"text": huge})).send().await.unwrap();
+    let r = hub
+        .post(&format!("/api/sessions/{id}/messages"))
+        .json(&json!({"text": huge}))
+        .send()
+        .await
+        .unwrap();
     expect(413, "payload_too_large")(r).await;
     // Bad token.
-    let r = hub.http.post(format!("{}/api/sessions/{id}/messages", hub.url)).bearer_auth("nope").json(&json!({"text": "hi"})).send().await.unwrap();
+    let r = hub
+        .http
+        .post(format!("{}/api/sessions/{id}/messages", hub.url))
+        .bearer_auth("nope")
+        .json(&json!({"text": "hi"}))
+        .send()
+        .await
+        .unwrap();
     expect(401, "unauthorized")(r).await;
 
     // Nothing of the above reached the session.
@@ -141,15 +215,35 @@ async fn bad_input_gets_its_documented_error_and_changes_nothing() {
 
     // A prompt to an ended session.
     let mut wrapper = hub.wrapper(&created).await;
-    wrapper.send(1, SessionUpdate::SessionEnded { reason: "exited".into(), exit_code: Some(0) }).await;
+    wrapper
+        .send(
+            1,
+            SessionUpdate::SessionEnded {
+                reason: "exited".into(),
+                exit_code: Some(0),
+            },
+        )
+        .await;
     wrapper.wait_ack(1).await;
-    let r = hub.post(&format!("/api/sessions/{id}/messages")).json(&json!({"text": "hi"})).send().await.unwrap();
+    let r = hub
+        .post(&format!("/api/sessions/{id}/messages"))
+        .json(&json!({"text": "hi"}))
+        .send()
+        .await
+        .unwrap();
     expect(409, "session_ended")(r).await;
     let r = hub.post(&format!("/api/sessions/{id}/abort")).send().await.unwrap();
     expect(409, "session_ended")(r).await;
     let messages = hub.json(&format!("/api/sessions/{id}/messages")).await;
-    assert_eq!(messages["messages"].as_array().unwrap().len(), 1, "only the end marker: {messages}");
-    assert_eq!(hub.json(&format!("/api/sessions/{id}")).await["session"]["state"], "ended");
+    assert_eq!(
+        messages["messages"].as_array().unwrap().len(),
+        1,
+        "only the end marker: {messages}"
+    );
+    assert_eq!(
+        hub.json(&format!("/api/sessions/{id}")).await["session"]["state"],
+        "ended"
+    );
     wrapper.close().await;
     hub.stop().await;
 }
@@ -161,25 +255,43 @@ async fn history_pages_forward_and_backward() {
     let id = &created.session.id;
     let mut wrapper = hub.wrapper(&created).await;
     for n in 1..=25u64 {
-        wrapper.send(n, SessionUpdate::AgentMessageChunk { text: format!("m{n}") }).await;
+        wrapper
+            .send(n, SessionUpdate::AgentMessageChunk { text: format!("m{n}") })
+            .await;
     }
     wrapper.wait_ack(25).await;
     let text = |page: &serde_json::Value| -> Vec<String> {
-        page["messages"].as_array().unwrap().iter().map(|m| m["update"]["text"].as_str().unwrap().to_owned()).collect()
+        page["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["update"]["text"].as_str().unwrap().to_owned())
+            .collect()
     };
     let first = hub.json(&format!("/api/sessions/{id}/messages?after=0&limit=10")).await;
     assert_eq!(text(&first), (1..=10).map(|n| format!("m{n}")).collect::<Vec<_>>());
     assert_eq!(first["has_more"], true);
-    let last = hub.json(&format!("/api/sessions/{id}/messages?after=20&limit=10")).await;
+    let last = hub
+        .json(&format!("/api/sessions/{id}/messages?after=20&limit=10"))
+        .await;
     assert_eq!(text(&last), (21..=25).map(|n| format!("m{n}")).collect::<Vec<_>>());
     assert_eq!(last["has_more"], false);
-    let newest = hub.json(&format!("/api/sessions/{id}/messages?before=26&limit=10")).await;
+    let newest = hub
+        .json(&format!("/api/sessions/{id}/messages?before=26&limit=10"))
+        .await;
     assert_eq!(text(&newest), (16..=25).map(|n| format!("m{n}")).collect::<Vec<_>>());
     assert_eq!(newest["has_more"], true);
-    let oldest = hub.json(&format!("/api/sessions/{id}/messages?before=4&limit=10")).await;
+    let oldest = hub
+        .json(&format!("/api/sessions/{id}/messages?before=4&limit=10"))
+        .await;
     assert_eq!(text(&oldest), vec!["m1", "m2", "m3"]);
     assert_eq!(oldest["has_more"], false);
-    let seqs: Vec<u64> = newest["messages"].as_array().unwrap().iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    let seqs: Vec<u64> = newest["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
     assert_eq!(seqs, (16..=25).collect::<Vec<_>>());
     wrapper.close().await;
     hub.stop().await;

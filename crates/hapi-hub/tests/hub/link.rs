@@ -10,18 +10,33 @@ async fn a_resent_update_is_stored_once() {
     let created = hub.create_session().await;
     let id = &created.session.id;
     let mut wrapper = hub.wrapper(&created).await;
-    wrapper.send(1, SessionUpdate::AgentMessageChunk { text: "one".into() }).await;
-    wrapper.send(2, SessionUpdate::AgentMessageChunk { text: "two".into() }).await;
+    wrapper
+        .send(1, SessionUpdate::AgentMessageChunk { text: "one".into() })
+        .await;
+    wrapper
+        .send(2, SessionUpdate::AgentMessageChunk { text: "two".into() })
+        .await;
     wrapper.wait_ack(2).await;
     wrapper.close().await;
     // As if both acks were lost: reconnect and resend everything, then more.
     let mut wrapper = hub.wrapper(&created).await;
-    wrapper.send(1, SessionUpdate::AgentMessageChunk { text: "one".into() }).await;
-    wrapper.send(2, SessionUpdate::AgentMessageChunk { text: "two".into() }).await;
-    wrapper.send(3, SessionUpdate::AgentMessageChunk { text: "three".into() }).await;
+    wrapper
+        .send(1, SessionUpdate::AgentMessageChunk { text: "one".into() })
+        .await;
+    wrapper
+        .send(2, SessionUpdate::AgentMessageChunk { text: "two".into() })
+        .await;
+    wrapper
+        .send(3, SessionUpdate::AgentMessageChunk { text: "three".into() })
+        .await;
     wrapper.wait_ack(3).await;
     let page = hub.json(&format!("/api/sessions/{id}/messages")).await;
-    let texts: Vec<&str> = page["messages"].as_array().unwrap().iter().map(|m| m["update"]["text"].as_str().unwrap()).collect();
+    let texts: Vec<&str> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["update"]["text"].as_str().unwrap())
+        .collect();
     assert_eq!(texts, ["one", "two", "three"]);
     wrapper.close().await;
     hub.stop().await;
@@ -38,12 +53,20 @@ async fn commands_for_a_disconnected_session_wait_and_replay_in_order() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     for text in ["first", "second"] {
-        let r = hub.post(&format!("/api/sessions/{id}/messages")).json(&json!({"text": text})).send().await.unwrap();
+        let r = hub
+            .post(&format!("/api/sessions/{id}/messages"))
+            .json(&json!({"text": text}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 202);
     }
     let r = hub.post(&format!("/api/sessions/{id}/abort")).send().await.unwrap();
     assert_eq!(r.status(), 202);
-    assert_eq!(hub.json(&format!("/api/sessions/{id}")).await["session"]["state"], "disconnected");
+    assert_eq!(
+        hub.json(&format!("/api/sessions/{id}")).await["session"]["state"],
+        "disconnected"
+    );
 
     let expected = vec![
         SessionCommand::Prompt { text: "first".into() },
@@ -79,9 +102,25 @@ async fn commands_for_a_disconnected_session_wait_and_replay_in_order() {
     assert_eq!(w.recv().await, HubFrame::Ack { client_seq: 2 });
     // The prompts are in the history as user messages, and the session is working.
     let page = hub.json(&format!("/api/sessions/{id}/messages")).await;
-    let kinds: Vec<&str> = page["messages"].as_array().unwrap().iter().map(|m| m["update"]["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["user_message", "user_message", "agent_message_chunk", "agent_message_chunk"]);
-    assert_eq!(hub.json(&format!("/api/sessions/{id}")).await["session"]["state"], "working");
+    let kinds: Vec<&str> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["update"]["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "user_message",
+            "user_message",
+            "agent_message_chunk",
+            "agent_message_chunk"
+        ]
+    );
+    assert_eq!(
+        hub.json(&format!("/api/sessions/{id}")).await["session"]["state"],
+        "working"
+    );
     w.close().await;
     hub.stop().await;
 }
@@ -92,7 +131,10 @@ async fn a_wrapper_needs_its_own_session_token() {
     let a = hub.create_session().await;
     let b = hub.create_session().await;
     assert!(Wrapper::connect(&hub.url, &a.session.id, &b.token).await.is_err());
-    assert!(Wrapper::connect(&hub.url, &a.session.id, &hub.token).await.is_err(), "owner token is not a session token");
+    assert!(
+        Wrapper::connect(&hub.url, &a.session.id, &hub.token).await.is_err(),
+        "owner token is not a session token"
+    );
     assert!(Wrapper::connect(&hub.url, &a.session.id, &a.token).await.is_ok());
     hub.stop().await;
 }
@@ -103,20 +145,37 @@ async fn after_a_hub_restart_sessions_are_disconnected_until_their_wrapper_retur
     let created = hub.create_session().await;
     let id = created.session.id.clone();
     let mut wrapper = hub.wrapper(&created).await;
-    wrapper.send(1, SessionUpdate::AgentMessageChunk { text: "before".into() }).await;
+    wrapper
+        .send(1, SessionUpdate::AgentMessageChunk { text: "before".into() })
+        .await;
     wrapper.wait_ack(1).await;
-    assert_eq!(hub.json(&format!("/api/sessions/{id}")).await["session"]["state"], "idle");
+    assert_eq!(
+        hub.json(&format!("/api/sessions/{id}")).await["session"]["state"],
+        "idle"
+    );
     drop(wrapper);
     let home = hub.stop_keeping_home().await;
 
     let hub = TestHub::start_in(home).await;
-    assert_eq!(hub.json(&format!("/api/sessions/{id}")).await["session"]["state"], "disconnected");
+    assert_eq!(
+        hub.json(&format!("/api/sessions/{id}")).await["session"]["state"],
+        "disconnected"
+    );
     let mut wrapper = hub.wrapper(&created).await;
-    wrapper.send(2, SessionUpdate::AgentMessageChunk { text: "after".into() }).await;
+    wrapper
+        .send(2, SessionUpdate::AgentMessageChunk { text: "after".into() })
+        .await;
     wrapper.wait_ack(2).await;
-    assert_eq!(hub.json(&format!("/api/sessions/{id}")).await["session"]["state"], "idle");
+    assert_eq!(
+        hub.json(&format!("/api/sessions/{id}")).await["session"]["state"],
+        "idle"
+    );
     let page = hub.json(&format!("/api/sessions/{id}/messages")).await;
-    assert_eq!(page["messages"].as_array().unwrap().len(), 2, "history survives the restart");
+    assert_eq!(
+        page["messages"].as_array().unwrap().len(),
+        2,
+        "history survives the restart"
+    );
     wrapper.close().await;
     hub.stop().await;
 }

@@ -5,8 +5,8 @@ use futures_util::{SinkExt, StreamExt};
 use hapi_hub::{AppState, HubConfig};
 use hapi_protocol::{AgentKind, CreateSession, CreatedSession, HubFrame, SessionFrame, SessionUpdate};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub struct TestHub {
@@ -37,7 +37,14 @@ impl TestHub {
             .await
             .unwrap();
         });
-        TestHub { url, token, http: reqwest::Client::new(), _home: home, stop: Some(stop), task: Some(task) }
+        TestHub {
+            url,
+            token,
+            http: reqwest::Client::new(),
+            _home: home,
+            stop: Some(stop),
+            task: Some(task),
+        }
     }
 
     pub async fn stop(self) {
@@ -69,7 +76,10 @@ impl TestHub {
     pub async fn create_session(&self) -> CreatedSession {
         let r = self
             .post("/api/sessions")
-            .json(&CreateSession { agent: AgentKind::Claude, cwd: "/tmp".into() })
+            .json(&CreateSession {
+                agent: AgentKind::Claude,
+                cwd: "/tmp".into(),
+            })
             .send()
             .await
             .unwrap();
@@ -78,7 +88,9 @@ impl TestHub {
     }
 
     pub async fn wrapper(&self, created: &CreatedSession) -> Wrapper {
-        Wrapper::connect(&self.url, &created.session.id, &created.token).await.unwrap()
+        Wrapper::connect(&self.url, &created.session.id, &created.token)
+            .await
+            .unwrap()
     }
 }
 
@@ -98,19 +110,26 @@ pub struct Wrapper {
 impl Wrapper {
     pub async fn connect(url: &str, id: &str, token: &str) -> Result<Wrapper, tokio_tungstenite::tungstenite::Error> {
         let mut req = format!("{}/api/sessions/{id}/ws", url.replace("http://", "ws://")).into_client_request()?;
-        req.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
         let (ws, _) = tokio_tungstenite::connect_async(req).await?;
         Ok(Wrapper { ws })
     }
 
     pub async fn send(&mut self, client_seq: u64, update: SessionUpdate) {
         let frame = SessionFrame::Update { client_seq, update };
-        self.ws.send(Message::Text(serde_json::to_string(&frame).unwrap().into())).await.unwrap();
+        self.ws
+            .send(Message::Text(serde_json::to_string(&frame).unwrap().into()))
+            .await
+            .unwrap();
     }
 
     pub async fn ack_command(&mut self, id: u64) {
         let frame = SessionFrame::CommandAck { id };
-        self.ws.send(Message::Text(serde_json::to_string(&frame).unwrap().into())).await.unwrap();
+        self.ws
+            .send(Message::Text(serde_json::to_string(&frame).unwrap().into()))
+            .await
+            .unwrap();
     }
 
     pub async fn recv(&mut self) -> HubFrame {
@@ -129,10 +148,10 @@ impl Wrapper {
     /// Waits until the hub acknowledged `client_seq`, skipping commands.
     pub async fn wait_ack(&mut self, client_seq: u64) {
         loop {
-            if let HubFrame::Ack { client_seq: acked } = self.recv().await {
-                if acked >= client_seq {
-                    return;
-                }
+            if let HubFrame::Ack { client_seq: acked } = self.recv().await
+                && acked >= client_seq
+            {
+                return;
             }
         }
     }
@@ -157,7 +176,10 @@ impl Sse {
         let r = req.send().await.unwrap();
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["content-type"], "text/event-stream");
-        Sse { body: Box::pin(r.bytes_stream()), buf: String::new() }
+        Sse {
+            body: Box::pin(r.bytes_stream()),
+            buf: String::new(),
+        }
     }
 
     pub async fn next(&mut self) -> (u64, serde_json::Value) {

@@ -10,7 +10,10 @@ fn open() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
-fn write<T>(store: &Store, f: impl FnOnce(&hapi_store::rusqlite::Transaction) -> hapi_store::Result<T>) -> hapi_store::Result<T> {
+fn write<T>(
+    store: &Store,
+    f: impl FnOnce(&hapi_store::rusqlite::Transaction) -> hapi_store::Result<T>,
+) -> hapi_store::Result<T> {
     let mut conn = store.writer().unwrap();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).unwrap();
     let out = f(&tx)?;
@@ -19,7 +22,10 @@ fn write<T>(store: &Store, f: impl FnOnce(&hapi_store::rusqlite::Transaction) ->
 }
 
 fn session(store: &Store) -> String {
-    write(store, |tx| hapi_store::create_session(tx, "s1", None, AgentKind::Claude, "/tmp", "hash")).unwrap();
+    write(store, |tx| {
+        hapi_store::create_session(tx, "s1", None, AgentKind::Claude, "/tmp", "hash")
+    })
+    .unwrap();
     "s1".into()
 }
 
@@ -29,7 +35,10 @@ fn permission(request_id: &str) -> SessionUpdate {
         tool_call_id: None,
         tool: "Bash".into(),
         input: json!({"command": "ls"}),
-        options: vec![PermissionOption { id: "allow".into(), kind: Decision::AllowOnce }],
+        options: vec![PermissionOption {
+            id: "allow".into(),
+            kind: Decision::AllowOnce,
+        }],
     }
 }
 
@@ -41,7 +50,9 @@ fn reopening_keeps_data_and_migrations_run_once() {
     let store = Store::open(dir.path().join("hapi.db"), Durability::Full).unwrap();
     let s = store.read(|c| hapi_store::session(c, &id)).unwrap();
     assert_eq!(s.state, SessionState::Starting);
-    let version: i64 = store.read(|c| Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?)).unwrap();
+    let version: i64 = store
+        .read(|c| Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?))
+        .unwrap();
     assert_eq!(version, 1);
 }
 
@@ -62,15 +73,29 @@ fn a_newer_schema_is_refused() {
     let (dir, store) = open();
     write(&store, |tx| Ok(tx.pragma_update(None, "user_version", 99)?)).unwrap();
     drop(store);
-    let err = Store::open(dir.path().join("hapi.db"), Durability::Normal).err().unwrap();
-    assert!(matches!(err, StoreError::TooNew { found: 99, supported: 1 }), "{err}");
+    let err = Store::open(dir.path().join("hapi.db"), Durability::Normal)
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            err,
+            StoreError::TooNew {
+                found: 99,
+                supported: 1
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
 fn sequence_numbers_are_global_and_per_session_and_resends_are_no_ops() {
     let (_dir, store) = open();
     let id = session(&store);
-    write(&store, |tx| hapi_store::create_session(tx, "s2", None, AgentKind::Claude, "/tmp", "h")).unwrap();
+    write(&store, |tx| {
+        hapi_store::create_session(tx, "s2", None, AgentKind::Claude, "/tmp", "h")
+    })
+    .unwrap();
     let chunk = |t: &str| SessionUpdate::AgentMessageChunk { text: t.into() };
     let a = write(&store, |tx| hapi_store::append_update(tx, &id, Some(1), &chunk("a"))).unwrap();
     let b = write(&store, |tx| hapi_store::append_update(tx, "s2", Some(1), &chunk("b"))).unwrap();
@@ -95,16 +120,31 @@ fn sequence_numbers_are_global_and_per_session_and_resends_are_no_ops() {
 fn approvals_are_created_once_and_decided_once() {
     let (_dir, store) = open();
     let id = session(&store);
-    write(&store, |tx| hapi_store::append_update(tx, &id, Some(1), &permission("r1"))).unwrap();
+    write(&store, |tx| {
+        hapi_store::append_update(tx, &id, Some(1), &permission("r1"))
+    })
+    .unwrap();
     // The same request id in a new message (a driver replay) makes no second approval.
-    write(&store, |tx| hapi_store::append_update(tx, &id, Some(2), &permission("r1"))).unwrap();
-    let pending = store.read(|c| hapi_store::list_approvals(c, Some(hapi_protocol::ApprovalState::Pending), None, 10)).unwrap();
+    write(&store, |tx| {
+        hapi_store::append_update(tx, &id, Some(2), &permission("r1"))
+    })
+    .unwrap();
+    let pending = store
+        .read(|c| hapi_store::list_approvals(c, Some(hapi_protocol::ApprovalState::Pending), None, 10))
+        .unwrap();
     assert_eq!(pending.len(), 1);
     let aid = pending[0].id.clone();
-    let (approval, request_id, _) =
-        write(&store, |tx| hapi_store::decide_approval(tx, &aid, Decision::RejectOnce, Some("no"), "owner")).unwrap();
-    assert_eq!((approval.decision, request_id.as_str()), (Some(Decision::RejectOnce), "r1"));
-    let second = write(&store, |tx| hapi_store::decide_approval(tx, &aid, Decision::AllowOnce, None, "owner"));
+    let (approval, request_id, _) = write(&store, |tx| {
+        hapi_store::decide_approval(tx, &aid, Decision::RejectOnce, Some("no"), "owner")
+    })
+    .unwrap();
+    assert_eq!(
+        (approval.decision, request_id.as_str()),
+        (Some(Decision::RejectOnce), "r1")
+    );
+    let second = write(&store, |tx| {
+        hapi_store::decide_approval(tx, &aid, Decision::AllowOnce, None, "owner")
+    });
     assert!(matches!(second, Err(StoreError::AlreadyDecided("decided"))));
     let stored = store.read(|c| hapi_store::approval(c, &aid)).unwrap();
     assert_eq!(stored.decision, Some(Decision::RejectOnce));
@@ -115,12 +155,20 @@ fn approvals_are_created_once_and_decided_once() {
 fn ending_a_session_cancels_its_pending_approvals_and_refuses_prompts() {
     let (_dir, store) = open();
     let id = session(&store);
-    write(&store, |tx| hapi_store::append_update(tx, &id, Some(1), &permission("r1"))).unwrap();
-    let ended = SessionUpdate::SessionEnded { reason: "exited".into(), exit_code: Some(0) };
+    write(&store, |tx| {
+        hapi_store::append_update(tx, &id, Some(1), &permission("r1"))
+    })
+    .unwrap();
+    let ended = SessionUpdate::SessionEnded {
+        reason: "exited".into(),
+        exit_code: Some(0),
+    };
     write(&store, |tx| hapi_store::append_update(tx, &id, Some(2), &ended)).unwrap();
     let s = store.read(|c| hapi_store::session(c, &id)).unwrap();
     assert_eq!((s.state, s.pending_approvals), (SessionState::Ended, 0));
-    let all = store.read(|c| hapi_store::list_approvals(c, None, Some(&id), 10)).unwrap();
+    let all = store
+        .read(|c| hapi_store::list_approvals(c, None, Some(&id), 10))
+        .unwrap();
     assert_eq!(all[0].state, hapi_protocol::ApprovalState::Cancelled);
     let prompt = SessionUpdate::UserMessage { text: "hi".into() };
     let err = write(&store, |tx| hapi_store::append_update(tx, &id, None, &prompt));
@@ -131,14 +179,25 @@ fn ending_a_session_cancels_its_pending_approvals_and_refuses_prompts() {
 fn a_turn_end_cancels_approvals_left_pending_by_an_interrupted_turn() {
     let (_dir, store) = open();
     let id = session(&store);
-    write(&store, |tx| hapi_store::append_update(tx, &id, Some(1), &permission("r1"))).unwrap();
-    assert_eq!(store.read(|c| hapi_store::session(c, &id)).unwrap().pending_approvals, 1);
-    let end = SessionUpdate::TurnEnd { stop_reason: "interrupted".into(), is_error: false };
+    write(&store, |tx| {
+        hapi_store::append_update(tx, &id, Some(1), &permission("r1"))
+    })
+    .unwrap();
+    assert_eq!(
+        store.read(|c| hapi_store::session(c, &id)).unwrap().pending_approvals,
+        1
+    );
+    let end = SessionUpdate::TurnEnd {
+        stop_reason: "interrupted".into(),
+        is_error: false,
+    };
     let appended = write(&store, |tx| hapi_store::append_update(tx, &id, Some(2), &end)).unwrap();
     let s = store.read(|c| hapi_store::session(c, &id)).unwrap();
     assert_eq!(s.pending_approvals, 0);
-    let cancelled = appended.events.iter().any(|e| matches!(&e.payload,
-        EventPayload::Approval { approval } if approval.state == hapi_protocol::ApprovalState::Cancelled));
+    let cancelled = appended.events.iter().any(|e| {
+        matches!(&e.payload,
+        EventPayload::Approval { approval } if approval.state == hapi_protocol::ApprovalState::Cancelled)
+    });
     assert!(cancelled, "clients learn that the approval is gone");
     let last = appended.events.last().unwrap();
     assert!(matches!(&last.payload, EventPayload::Session { session } if session.pending_approvals == 0));

@@ -26,27 +26,22 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let args = Args::parse();
     let script = match &args.script {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
             serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
         }
         None => Script::default(),
     };
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    let server =
-        start_fake_anthropic_on(SocketAddr::from(([127, 0, 0, 1], args.port)), script).await?;
+    let server = start_fake_anthropic_on(SocketAddr::from(([127, 0, 0, 1], args.port)), script).await?;
     if let Some(path) = &args.port_file {
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, server.addr().port().to_string())
-            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::write(&tmp, server.addr().port().to_string()).with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
     }
     tokio::select! {

@@ -54,9 +54,7 @@ async fn streams_a_tool_use_then_answers_from_the_transcript() {
     for (_, data) in &events {
         match data["delta"]["type"].as_str() {
             Some("text_delta") => text.push_str(data["delta"]["text"].as_str().unwrap()),
-            Some("input_json_delta") => {
-                tool_json.push_str(data["delta"]["partial_json"].as_str().unwrap())
-            }
+            Some("input_json_delta") => tool_json.push_str(data["delta"]["partial_json"].as_str().unwrap()),
             _ => {}
         }
         if data["content_block"]["type"] == "tool_use" {
@@ -87,10 +85,7 @@ async fn streams_a_tool_use_then_answers_from_the_transcript() {
         .json()
         .await
         .unwrap();
-    assert_eq!(
-        body["content"][0]["text"],
-        "The command was not run: denied by test"
-    );
+    assert_eq!(body["content"][0]["text"], "The command was not run: denied by test");
     assert_eq!(body["stop_reason"], "end_turn");
 
     // A side request (no Bash tool) gets the short side text.
@@ -106,10 +101,7 @@ async fn streams_a_tool_use_then_answers_from_the_transcript() {
             .await
             .unwrap(),
     );
-    let text: String = events
-        .iter()
-        .filter_map(|(_, d)| d["delta"]["text"].as_str())
-        .collect();
+    let text: String = events.iter().filter_map(|(_, d)| d["delta"]["text"].as_str()).collect();
     assert_eq!(text, "OK.");
 
     assert_eq!(server.requests().len(), 3);
@@ -122,10 +114,7 @@ async fn answers_the_side_endpoints() {
     let server = start_fake_anthropic(Script::default()).await.unwrap();
     let client = reqwest::Client::new();
     let count: Value = client
-        .post(format!(
-            "{}/v1/messages/count_tokens?beta=true",
-            server.url()
-        ))
+        .post(format!("{}/v1/messages/count_tokens?beta=true", server.url()))
         .json(&json!({"messages": []}))
         .send()
         .await
@@ -183,11 +172,7 @@ async fn the_binary_writes_its_port_and_exits_on_sigterm() {
     let mut port = None;
     for _ in 0..250 {
         if let Ok(text) = std::fs::read_to_string(&port_file) {
-            port = Some(
-                text.trim()
-                    .parse::<u16>()
-                    .expect("the port file holds a port"),
-            );
+            port = Some(text.trim().parse::<u16>().expect("the port file holds a port"));
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

@@ -15,29 +15,19 @@ fn spec(program: PathBuf, dir: &Path, env: &[(&str, &str)]) -> SpawnSpec {
         program,
         args: vec!["--model".into(), "fake".into()],
         cwd: dir.to_path_buf(),
-        env: env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         stderr_log: Some(dir.join("agent.log")),
     }
 }
 
 fn start(dir: &Path, env: &[(&str, &str)]) -> RunningAgent {
     ClaudeDriver
-        .spawn(spec(
-            PathBuf::from(env!("CARGO_BIN_EXE_fake-claude")),
-            dir,
-            env,
-        ))
+        .spawn(spec(PathBuf::from(env!("CARGO_BIN_EXE_fake-claude")), dir, env))
         .expect("fake-claude starts")
 }
 
 /// Collects updates until one matches `until`, which is returned last.
-async fn collect_until(
-    agent: &mut RunningAgent,
-    until: impl Fn(&SessionUpdate) -> bool,
-) -> Vec<SessionUpdate> {
+async fn collect_until(agent: &mut RunningAgent, until: impl Fn(&SessionUpdate) -> bool) -> Vec<SessionUpdate> {
     let mut seen = Vec::new();
     loop {
         let update = timeout(WAIT, agent.updates.recv())
@@ -59,15 +49,10 @@ fn is_turn_end(u: &SessionUpdate) -> bool {
 async fn prompt_until_permission(agent: &mut RunningAgent) -> String {
     agent
         .commands
-        .send(SessionCommand::Prompt {
-            text: "do it".into(),
-        })
+        .send(SessionCommand::Prompt { text: "do it".into() })
         .await
         .unwrap();
-    let seen = collect_until(agent, |u| {
-        matches!(u, SessionUpdate::PermissionRequest { .. })
-    })
-    .await;
+    let seen = collect_until(agent, |u| matches!(u, SessionUpdate::PermissionRequest { .. })).await;
     assert!(seen.contains(&SessionUpdate::AgentMessageChunk {
         text: "I'll create the file.".into()
     }));
@@ -76,9 +61,7 @@ async fn prompt_until_permission(agent: &mut RunningAgent) -> String {
         if title == "echo hello > out.txt")
     ));
     match seen.last() {
-        Some(SessionUpdate::PermissionRequest {
-            request_id, tool, ..
-        }) => {
+        Some(SessionUpdate::PermissionRequest { request_id, tool, .. }) => {
             assert_eq!(tool, "Bash");
             request_id.clone()
         }
@@ -86,12 +69,7 @@ async fn prompt_until_permission(agent: &mut RunningAgent) -> String {
     }
 }
 
-async fn decide(
-    agent: &RunningAgent,
-    request_id: String,
-    decision: Decision,
-    message: Option<&str>,
-) {
+async fn decide(agent: &RunningAgent, request_id: String, decision: Decision, message: Option<&str>) {
     let message = message.map(str::to_owned);
     agent
         .commands
@@ -107,10 +85,7 @@ async fn decide(
 /// Stops the agent and checks it reports `SessionEnded` last.
 async fn stop(mut agent: RunningAgent) {
     agent.commands.send(SessionCommand::Stop).await.unwrap();
-    let seen = collect_until(&mut agent, |u| {
-        matches!(u, SessionUpdate::SessionEnded { .. })
-    })
-    .await;
+    let seen = collect_until(&mut agent, |u| matches!(u, SessionUpdate::SessionEnded { .. })).await;
     assert_eq!(
         seen.last(),
         Some(&SessionUpdate::SessionEnded {
@@ -118,10 +93,7 @@ async fn stop(mut agent: RunningAgent) {
             exit_code: Some(0)
         })
     );
-    assert!(
-        agent.updates.recv().await.is_none(),
-        "nothing after SessionEnded"
-    );
+    assert!(agent.updates.recv().await.is_none(), "nothing after SessionEnded");
     let exit = timeout(WAIT, agent.exit).await.unwrap().unwrap();
     assert_eq!(exit.reason, "stopped");
 }
@@ -141,9 +113,7 @@ async fn allowing_runs_the_command() {
     assert!(seen.contains(&SessionUpdate::AgentMessageChunk {
         text: "Done: wrote hello to out.txt.".into()
     }));
-    assert!(
-        matches!(&seen[seen.len() - 2], SessionUpdate::UsageUpdate { usage } if usage.output_tokens == 40)
-    );
+    assert!(matches!(&seen[seen.len() - 2], SessionUpdate::UsageUpdate { usage } if usage.output_tokens == 40));
     assert_eq!(
         seen.last(),
         Some(&SessionUpdate::TurnEnd {
@@ -151,10 +121,7 @@ async fn allowing_runs_the_command() {
             is_error: false
         })
     );
-    assert_eq!(
-        std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
-        "hello\n"
-    );
+    assert_eq!(std::fs::read_to_string(dir.path().join("out.txt")).unwrap(), "hello\n");
     stop(agent).await;
 }
 
@@ -210,10 +177,7 @@ async fn abort_ends_the_turn_as_interrupted() {
 
 #[tokio::test]
 async fn always_decisions_are_applied_by_the_driver() {
-    for (decision, file_after) in [
-        (Decision::AllowAlways, true),
-        (Decision::RejectAlways, false),
-    ] {
+    for (decision, file_after) in [(Decision::AllowAlways, true), (Decision::RejectAlways, false)] {
         let dir = tempfile::tempdir().unwrap();
         let mut agent = start(dir.path(), &[]);
         let request_id = prompt_until_permission(&mut agent).await;
@@ -223,9 +187,7 @@ async fn always_decisions_are_applied_by_the_driver() {
 
         agent
             .commands
-            .send(SessionCommand::Prompt {
-                text: "again".into(),
-            })
+            .send(SessionCommand::Prompt { text: "again".into() })
             .await
             .unwrap();
         let seen = collect_until(&mut agent, is_turn_end).await;
@@ -243,11 +205,7 @@ async fn always_decisions_are_applied_by_the_driver() {
             matches!(auto[..], [SessionUpdate::PermissionAutoDecided { tool, decision: d, .. }] if tool == "Bash" && *d == decision),
             "{seen:#?}"
         );
-        assert_eq!(
-            dir.path().join("out.txt").exists(),
-            file_after,
-            "{decision:?}"
-        );
+        assert_eq!(dir.path().join("out.txt").exists(), file_after, "{decision:?}");
         stop(agent).await;
     }
 }
@@ -297,11 +255,7 @@ async fn stop_escalates_to_the_whole_process_group() {
     let dir = tempfile::tempdir().unwrap();
     // An "agent" that ignores stdin closing and has a child of its own.
     let script = dir.path().join("stubborn.sh");
-    std::fs::write(
-        &script,
-        "#!/bin/sh\nsleep 60 &\necho $! > sleep.pid\nwait\n",
-    )
-    .unwrap();
+    std::fs::write(&script, "#!/bin/sh\nsleep 60 &\necho $! > sleep.pid\nwait\n").unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let mut agent = ClaudeDriver.spawn(spec(script, dir.path(), &[])).unwrap();
     let pid_file = dir.path().join("sleep.pid");
@@ -311,16 +265,9 @@ async fn stop_escalates_to_the_whole_process_group() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let sleep_pid: i32 = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let sleep_pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
     agent.commands.send(SessionCommand::Stop).await.unwrap();
-    let seen = collect_until(&mut agent, |u| {
-        matches!(u, SessionUpdate::SessionEnded { .. })
-    })
-    .await;
+    let seen = collect_until(&mut agent, |u| matches!(u, SessionUpdate::SessionEnded { .. })).await;
     assert!(
         matches!(seen.last(), Some(SessionUpdate::SessionEnded { reason, exit_code: None }) if reason == "stopped"),
         "killed by a signal: {seen:#?}"
@@ -331,10 +278,8 @@ async fn stop_escalates_to_the_whole_process_group() {
 /// Whether a process no longer runs (absent, or a zombie waiting for its reaper).
 async fn gone(pid: i32) -> bool {
     for _ in 0..50 {
-        let absent = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
-            == Err(nix::errno::Errno::ESRCH);
-        let zombie =
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "));
+        let absent = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) == Err(nix::errno::Errno::ESRCH);
+        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "));
         if absent || zombie {
             return true;
         }
@@ -361,10 +306,7 @@ async fn the_handshake_and_flags_go_first_and_an_own_exit_is_reported() {
     .unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let mut agent = ClaudeDriver.spawn(spec(script, dir.path(), &[])).unwrap();
-    let seen = collect_until(&mut agent, |u| {
-        matches!(u, SessionUpdate::SessionEnded { .. })
-    })
-    .await;
+    let seen = collect_until(&mut agent, |u| matches!(u, SessionUpdate::SessionEnded { .. })).await;
     assert_eq!(
         seen,
         vec![SessionUpdate::SessionEnded {
@@ -379,10 +321,6 @@ async fn the_handshake_and_flags_go_first_and_an_own_exit_is_reported() {
          --permission-prompt-tool stdio --model fake"
     );
     let first: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("first.json")).unwrap())
-            .unwrap();
-    assert_eq!(
-        first,
-        hapi_agent::claude::stream::ClaudeStream::initialize_request()
-    );
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("first.json")).unwrap()).unwrap();
+    assert_eq!(first, hapi_agent::claude::stream::ClaudeStream::initialize_request());
 }

@@ -90,9 +90,7 @@ async fn a_session_runs_decides_and_stops_through_the_hub() {
 
     assert_eq!(
         next(&mut updates).await,
-        SessionUpdate::UserMessage {
-            text: "do it".into()
-        }
+        SessionUpdate::UserMessage { text: "do it".into() }
     );
     let request_id = loop {
         if let SessionUpdate::PermissionRequest { request_id, .. } = next(&mut updates).await {
@@ -140,44 +138,25 @@ async fn the_shutdown_future_stops_the_agent() {
     let session = tokio::spawn(run_session(opts, async move {
         let _ = stop_rx.await;
     }));
-    while !matches!(
-        next(&mut updates).await,
-        SessionUpdate::PermissionRequest { .. }
-    ) {}
+    while !matches!(next(&mut updates).await, SessionUpdate::PermissionRequest { .. }) {}
     stop_tx.send(()).unwrap();
     let summary = tokio::time::timeout(Duration::from_secs(20), session)
         .await
         .unwrap()
         .unwrap()
         .unwrap();
-    assert_eq!(
-        (summary.reason.as_str(), summary.all_acked),
-        ("stopped", true)
-    );
-    assert!(matches!(
-        next(&mut updates).await,
-        SessionUpdate::SessionEnded { .. }
-    ));
+    assert_eq!((summary.reason.as_str(), summary.all_acked), ("stopped", true));
+    assert!(matches!(next(&mut updates).await, SessionUpdate::SessionEnded { .. }));
 }
 
 #[tokio::test]
 async fn a_spawn_failure_is_reported_to_the_hub() {
     let dir = tempfile::tempdir().unwrap();
     let (hub_url, mut updates, _commands) = start_hub().await;
-    let opts = options(
-        hub_url,
-        dir.path().to_path_buf(),
-        dir.path().join("missing-claude"),
-    );
+    let opts = options(hub_url, dir.path().to_path_buf(), dir.path().join("missing-claude"));
     let result = run_session(opts, pending()).await;
-    assert!(
-        matches!(result, Err(AgentError::Spawn { .. })),
-        "{result:?}"
-    );
-    assert!(matches!(
-        next(&mut updates).await,
-        SessionUpdate::Error { .. }
-    ));
+    assert!(matches!(result, Err(AgentError::Spawn { .. })), "{result:?}");
+    assert!(matches!(next(&mut updates).await, SessionUpdate::Error { .. }));
     assert_eq!(
         next(&mut updates).await,
         SessionUpdate::SessionEnded {

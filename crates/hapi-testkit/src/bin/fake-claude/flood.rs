@@ -33,8 +33,7 @@ pub async fn run(out: &Output, _prompt: &str) {
         }
         out.lines(&batch).await;
     }
-    out.result("success", "flood done", "completed", &json!([]))
-        .await;
+    out.result("success", "flood done", "completed", &json!([])).await;
 }
 
 fn text(size: usize) -> String {

@@ -71,13 +71,7 @@ impl Output {
     }
 
     /// The `result` line that ends a turn.
-    pub async fn result(
-        &self,
-        subtype: &str,
-        result: &str,
-        terminal_reason: &str,
-        denials: &Value,
-    ) {
+    pub async fn result(&self, subtype: &str, result: &str, terminal_reason: &str, denials: &Value) {
         let completed = subtype == "success";
         self.line(&json!({
             "type": "result", "subtype": subtype, "is_error": false,

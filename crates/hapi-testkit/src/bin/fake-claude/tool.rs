@@ -9,8 +9,7 @@ const DEFAULT_COMMAND: &str = "echo hello > out.txt";
 
 pub async fn run(out: &Output, waiters: &Waiters, turn: u64, _prompt: &str) {
     out.system_init().await;
-    let command =
-        std::env::var("FAKE_CLAUDE_COMMAND").unwrap_or_else(|_| DEFAULT_COMMAND.to_owned());
+    let command = std::env::var("FAKE_CLAUDE_COMMAND").unwrap_or_else(|_| DEFAULT_COMMAND.to_owned());
     let description = if command == DEFAULT_COMMAND {
         "Write hello to out.txt".to_owned()
     } else {
@@ -20,10 +19,7 @@ pub async fn run(out: &Output, waiters: &Waiters, turn: u64, _prompt: &str) {
     let message_id = format!("msg_fake_{turn}_1");
     let tool_use_id = format!("toolu_fake_{turn}");
     out.lines(&[
-        out.assistant(
-            &message_id,
-            json!({"type": "text", "text": "I'll create the file."}),
-        ),
+        out.assistant(&message_id, json!({"type": "text", "text": "I'll create the file."})),
         out.assistant(
             &message_id,
             json!({"type": "tool_use", "id": tool_use_id, "name": "Bash", "input": input}),
@@ -39,26 +35,26 @@ pub async fn run(out: &Output, waiters: &Waiters, turn: u64, _prompt: &str) {
     let cwd = std::env::current_dir()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    out.line(&json!({"type": "control_request", "request_id": request_id, "request": {
+    out.line(
+        &json!({"type": "control_request", "request_id": request_id, "request": {
         "subtype": "can_use_tool", "tool_name": "Bash", "display_name": "Bash", "input": input,
         "description": description,
         "permission_suggestions": [
             {"type": "addRules", "rules": [{"toolName": "Bash", "ruleContent": format!("{command} *")}],
              "behavior": "allow", "destination": "localSettings"},
             {"type": "addDirectories", "directories": [cwd], "destination": "session"}],
-        "tool_use_id": tool_use_id}}))
+        "tool_use_id": tool_use_id}}),
+    )
     .await;
     let Ok(decision) = rx.await else { return };
 
-    let (final_text, denials) = if decision.get("behavior").and_then(Value::as_str) == Some("allow")
-    {
+    let (final_text, denials) = if decision.get("behavior").and_then(Value::as_str) == Some("allow") {
         let command = decision
             .pointer("/updatedInput/command")
             .and_then(Value::as_str)
             .unwrap_or(&command);
         let (content, failed) = run_shell(command).await;
-        out.line(&out.tool_result(&tool_use_id, &content, failed))
-            .await;
+        out.line(&out.tool_result(&tool_use_id, &content, failed)).await;
         let text = if failed {
             format!("The command failed: {content}")
         } else if command == DEFAULT_COMMAND {
@@ -72,10 +68,8 @@ pub async fn run(out: &Output, waiters: &Waiters, turn: u64, _prompt: &str) {
             .get("message")
             .and_then(Value::as_str)
             .unwrap_or("Permission denied");
-        out.line(&out.tool_result(&tool_use_id, message, true))
-            .await;
-        let denials =
-            json!([{"tool_name": "Bash", "tool_use_id": tool_use_id, "tool_input": input}]);
+        out.line(&out.tool_result(&tool_use_id, message, true)).await;
+        let denials = json!([{"tool_name": "Bash", "tool_use_id": tool_use_id, "tool_input": input}]);
         (format!("The command was not run: {message}"), denials)
     };
     out.line(&out.assistant(
@@ -83,8 +77,7 @@ pub async fn run(out: &Output, waiters: &Waiters, turn: u64, _prompt: &str) {
         json!({"type": "text", "text": final_text}),
     ))
     .await;
-    out.result("success", &final_text, "completed", &denials)
-        .await;
+    out.result("success", &final_text, "completed", &denials).await;
 }
 
 /// Runs `command` with `sh -c` in the current directory; returns its combined
