@@ -1,7 +1,7 @@
 //! `approval`: permission request → SSE → decision → `Decide` command at the wrapper.
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use futures_util::{SinkExt as _, StreamExt as _};
 use hapi_protocol::{
     ApprovalState, Decision, EventPayload, HubEvent, HubFrame, PermissionOption, SessionCommand, SessionFrame,
@@ -12,8 +12,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::hub::{Hub, HubMode};
 use crate::procs::Bins;
-use crate::report::{print_table, Row};
-use crate::stats::{fmt_ns, Summary};
+use crate::report::{Row, print_table};
+use crate::stats::{Summary, fmt_ns};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct ApprovalArgs {
@@ -26,7 +26,10 @@ const WARMUP: u64 = 50;
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn run(args: &ApprovalArgs, mode: HubMode, bins: &Bins) -> Result<Vec<Row>> {
-    println!("\n# approval: {} sequential round trips after {WARMUP} warm-up ones (hub: {mode:?})", args.rounds);
+    println!(
+        "\n# approval: {} sequential round trips after {WARMUP} warm-up ones (hub: {mode:?})",
+        args.rounds
+    );
     let hub = Hub::start(mode, bins).await?;
     let session = hub.create_session().await?;
     let ws = hub.wrapper(&session).await?;
@@ -53,10 +56,18 @@ pub async fn run(args: &ApprovalArgs, mode: HubMode, bins: &Bins) -> Result<Vec<
             if !ev.data.contains("\"type\":\"approval\"") {
                 continue;
             }
-            if let Ok(HubEvent { payload: EventPayload::Approval { approval }, .. }) = serde_json::from_str(&ev.data)
+            if let Ok(HubEvent {
+                payload: EventPayload::Approval { approval },
+                ..
+            }) = serde_json::from_str(&ev.data)
                 && approval.state == ApprovalState::Pending
             {
-                let marker = approval.input.get("command").and_then(|c| c.as_str()).unwrap_or_default().to_owned();
+                let marker = approval
+                    .input
+                    .get("command")
+                    .and_then(|c| c.as_str())
+                    .unwrap_or_default()
+                    .to_owned();
                 if ap_tx.send((at, approval.id, marker)).is_err() {
                     break;
                 }
@@ -69,21 +80,25 @@ pub async fn run(args: &ApprovalArgs, mode: HubMode, bins: &Bins) -> Result<Vec<
     let mut to_sse = Vec::new();
     let mut decide_leg = Vec::new();
     let mut post_rtt = Vec::new();
-    let mut client_seq = 0u64;
     for i in 0..WARMUP + args.rounds {
         let request_id = format!("req-{i}");
         let marker = format!("echo {i}");
-        client_seq += 1;
         let frame = SessionFrame::Update {
-            client_seq,
+            client_seq: i + 1,
             update: SessionUpdate::PermissionRequest {
                 request_id: request_id.clone(),
                 tool_call_id: None,
                 tool: "Bash".into(),
                 input: serde_json::json!({ "command": marker }),
                 options: vec![
-                    PermissionOption { id: "allow".into(), kind: Decision::AllowOnce },
-                    PermissionOption { id: "deny".into(), kind: Decision::RejectOnce },
+                    PermissionOption {
+                        id: "allow".into(),
+                        kind: Decision::AllowOnce,
+                    },
+                    PermissionOption {
+                        id: "deny".into(),
+                        kind: Decision::RejectOnce,
+                    },
                 ],
             },
         };
@@ -116,7 +131,11 @@ pub async fn run(args: &ApprovalArgs, mode: HubMode, bins: &Bins) -> Result<Vec<
                 .await
                 .context("no Decide command at the wrapper within 10 s")?
                 .context("the session link ended")?;
-            if let SessionCommand::Decide { request_id: rid, decision, .. } = command
+            if let SessionCommand::Decide {
+                request_id: rid,
+                decision,
+                ..
+            } = command
                 && rid == request_id
             {
                 if decision != Decision::AllowOnce {
@@ -140,13 +159,37 @@ pub async fn run(args: &ApprovalArgs, mode: HubMode, bins: &Bins) -> Result<Vec<
     let total = Summary::new(total);
     let rows = vec![
         Row::new("approval", "round trip p50", fmt_ns(total.percentile(50.0)), "-", ""),
-        Row::new("approval", "round trip p99", fmt_ns(total.percentile(99.0)), "≤ 5 ms", "-"),
+        Row::new(
+            "approval",
+            "round trip p99",
+            fmt_ns(total.percentile(99.0)),
+            "≤ 5 ms",
+            "-",
+        ),
     ];
     let detail = vec![
         Row::new("approval", "round trip", total.line(), "", ""),
-        Row::new("approval", "  request → SSE approval event", Summary::new(to_sse).line(), "", ""),
-        Row::new("approval", "  SSE event → Decide at wrapper", Summary::new(decide_leg).line(), "", ""),
-        Row::new("approval", "  POST /api/approvals answered", Summary::new(post_rtt).line(), "", ""),
+        Row::new(
+            "approval",
+            "  request → SSE approval event",
+            Summary::new(to_sse).line(),
+            "",
+            "",
+        ),
+        Row::new(
+            "approval",
+            "  SSE event → Decide at wrapper",
+            Summary::new(decide_leg).line(),
+            "",
+            "",
+        ),
+        Row::new(
+            "approval",
+            "  POST /api/approvals answered",
+            Summary::new(post_rtt).line(),
+            "",
+            "",
+        ),
     ];
     print_table("approval", &[rows.clone(), detail].concat());
     Ok(rows)

@@ -3,12 +3,12 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{Result, bail};
 
-use crate::hub::{find_ts, unix_nanos, Hub, HubMode};
-use crate::procs::{children, clk_tck, cpu_ticks, pss_kb, rss_kb, Bins, ChildGuard};
-use crate::report::{print_table, Row};
-use crate::stats::{fmt_ns, Summary};
+use crate::hub::{Hub, HubMode, find_ts, unix_nanos};
+use crate::procs::{Bins, ChildGuard, children, clk_tck, cpu_ticks, pss_kb, rss_kb};
+use crate::report::{Row, print_table};
+use crate::stats::{Summary, fmt_ns};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct E2eArgs {
@@ -93,7 +93,11 @@ async fn run_rate(args: &E2eArgs, rate: u64, mode: HubMode, bins: &Bins) -> Resu
             next_probe = now + Duration::from_secs(2);
             let hub_rss = rss_kb(hub.pid).unwrap_or(0);
             let wr: u64 = pids.iter().map(|p| rss_kb(*p).unwrap_or(0)).sum();
-            let agents: u64 = pids.iter().flat_map(|p| children(*p)).map(|c| rss_kb(c).unwrap_or(0)).sum();
+            let agents: u64 = pids
+                .iter()
+                .flat_map(|p| children(*p))
+                .map(|c| rss_kb(c).unwrap_or(0))
+                .sum();
             if hub_rss + wr > rss_max_total {
                 rss_max_total = hub_rss + wr;
                 rss_at_max = (hub_rss, wr, agents);
@@ -114,7 +118,10 @@ async fn run_rate(args: &E2eArgs, rate: u64, mode: HubMode, bins: &Bins) -> Resu
             Err(_) => {
                 for w in wrappers.iter_mut() {
                     if let Some(status) = w.exited() {
-                        bail!("a `hapi claude` exited early ({status}); logs in {}", work.path().display());
+                        bail!(
+                            "a `hapi claude` exited early ({status}); logs in {}",
+                            work.path().display()
+                        );
                     }
                 }
                 continue;
@@ -131,32 +138,81 @@ async fn run_rate(args: &E2eArgs, rate: u64, mode: HubMode, bins: &Bins) -> Resu
     let warm = first_ts + args.warmup * 1_000_000_000;
     let s = Summary::new(samples.iter().filter(|s| s.0 >= warm).map(|s| s.1).collect());
     let (cpu_hub, cpu_wr, cpu_secs) = match (cpu0, cpu1) {
-        (Some(a), Some(b)) => ((b.1 - a.1) as f64 / tck, (b.2 - a.2) as f64 / tck, (b.0 - a.0).as_secs_f64()),
+        (Some(a), Some(b)) => (
+            (b.1 - a.1) as f64 / tck,
+            (b.2 - a.2) as f64 / tck,
+            (b.0 - a.0).as_secs_f64(),
+        ),
         _ => (0.0, 0.0, 1.0),
     };
     let mb = |kb: u64| format!("{:.1} MB", kb as f64 / 1024.0);
-    let (hapi_p99, hapi_rss) = if rate >= 1000 { ("0.9–4.0 s", "≈1.2 GB (hub+runner+10)") } else { ("28–31 ms", "") };
+    let (hapi_p99, hapi_rss) = if rate >= 1000 {
+        ("0.9–4.0 s", "≈1.2 GB (hub+runner+10)")
+    } else {
+        ("28–31 ms", "")
+    };
     let target_p99 = if rate >= 1000 { "≤ 5 ms" } else { "-" };
-    let suffix = if mode == HubMode::Process { String::new() } else { format!(" [{mode:?} hub: RSS/CPU include the bench]") };
+    let suffix = if mode == HubMode::Process {
+        String::new()
+    } else {
+        format!(" [{mode:?} hub: RSS/CPU include the bench]")
+    };
     let rows = vec![
-        Row::new("e2e", format!("p50 @ {rate} msg/s{suffix}"), fmt_ns(s.percentile(50.0)), "-", ""),
-        Row::new("e2e", format!("p99 @ {rate} msg/s{suffix}"), fmt_ns(s.percentile(99.0)), target_p99, hapi_p99),
         Row::new(
             "e2e",
-            format!("RSS hub + {} wrappers @ {rate} msg/s (no runner yet){suffix}", args.wrappers),
+            format!("p50 @ {rate} msg/s{suffix}"),
+            fmt_ns(s.percentile(50.0)),
+            "-",
+            "",
+        ),
+        Row::new(
+            "e2e",
+            format!("p99 @ {rate} msg/s{suffix}"),
+            fmt_ns(s.percentile(99.0)),
+            target_p99,
+            hapi_p99,
+        ),
+        Row::new(
+            "e2e",
+            format!(
+                "RSS hub + {} wrappers @ {rate} msg/s (no runner yet){suffix}",
+                args.wrappers
+            ),
             mb(rss_max_total),
             if rate >= 1000 { "≤ 80 MB (incl. runner)" } else { "-" },
             hapi_rss,
         ),
     ];
     let detail = vec![
-        Row::new("e2e", "PSS hub + wrappers (shared binary pages counted once)", mb(pss_max_total), "", ""),
+        Row::new(
+            "e2e",
+            "PSS hub + wrappers (shared binary pages counted once)",
+            mb(pss_max_total),
+            "",
+            "",
+        ),
         Row::new("e2e", "latency", s.line(), "", ""),
-        Row::new("e2e", "messages seen / expected", format!("{received} / {expected}"), "equal", ""),
-        Row::new("e2e", "RSS hub / wrappers (sum) / fake-claudes (sum, not counted)",
-            format!("{} / {} / {}", mb(rss_at_max.0), mb(rss_at_max.1), mb(rss_at_max.2)), "", ""),
-        Row::new("e2e", "CPU hub / wrappers (sum), % of one core",
-            format!("{:.0}% / {:.0}%", 100.0 * cpu_hub / cpu_secs, 100.0 * cpu_wr / cpu_secs), "", ""),
+        Row::new(
+            "e2e",
+            "messages seen / expected",
+            format!("{received} / {expected}"),
+            "equal",
+            "",
+        ),
+        Row::new(
+            "e2e",
+            "RSS hub / wrappers (sum) / fake-claudes (sum, not counted)",
+            format!("{} / {} / {}", mb(rss_at_max.0), mb(rss_at_max.1), mb(rss_at_max.2)),
+            "",
+            "",
+        ),
+        Row::new(
+            "e2e",
+            "CPU hub / wrappers (sum), % of one core",
+            format!("{:.0}% / {:.0}%", 100.0 * cpu_hub / cpu_secs, 100.0 * cpu_wr / cpu_secs),
+            "",
+            "",
+        ),
     ];
     print_table(&format!("e2e @ {rate} msg/s"), &[rows.clone(), detail].concat());
     if received < expected {

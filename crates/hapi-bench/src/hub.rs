@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use hapi_protocol::{AgentKind, CreateSession, CreatedSession, EventTicket, MessagePage};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-use tokio_tungstenite::tungstenite::http::{header::AUTHORIZATION, HeaderValue};
-use tokio_tungstenite::{connect_async_with_config, MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::tungstenite::http::{HeaderValue, header::AUTHORIZATION};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async_with_config};
 
 use crate::procs::{Bins, ChildGuard};
 
@@ -31,7 +31,10 @@ pub enum HubMode {
 
 enum Running {
     Process(ChildGuard),
-    Inproc { shutdown: Option<tokio::sync::oneshot::Sender<()>>, task: tokio::task::JoinHandle<()> },
+    Inproc {
+        shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+        task: tokio::task::JoinHandle<()>,
+    },
 }
 
 /// A running hub. Dropping it stops it.
@@ -91,7 +94,10 @@ impl Hub {
                 let deadline = Instant::now() + Duration::from_secs(15);
                 let url = loop {
                     if let Some(status) = child.exited() {
-                        bail!("hapi hub exited early ({status}); see {}", dir.path().join("hub.log").display());
+                        bail!(
+                            "hapi hub exited early ({status}); see {}",
+                            dir.path().join("hub.log").display()
+                        );
                     }
                     if let Ok(text) = std::fs::read_to_string(&state)
                         && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
@@ -120,13 +126,27 @@ impl Hub {
                         eprintln!("hapi-bench: in-process hub failed: {e}");
                     }
                 });
-                (url, std::process::id(), Running::Inproc { shutdown: Some(tx), task })
+                (
+                    url,
+                    std::process::id(),
+                    Running::Inproc {
+                        shutdown: Some(tx),
+                        task,
+                    },
+                )
             }
             HubMode::InprocNodelay => {
                 use axum::serve::ListenerExt as _;
                 let state = hapi_hub::AppState::open(hapi_hub::HubConfig::for_home(&home))?;
-                if let Some(ms) = std::env::var("HAPI_BENCH_CHECKPOINT_MS").ok().and_then(|v| v.parse::<u64>().ok()) {
-                    start_checkpointer(home.join("hapi.db"), Duration::from_millis(ms), dir.path().join("stop-checkpointer"));
+                if let Some(ms) = std::env::var("HAPI_BENCH_CHECKPOINT_MS")
+                    .ok()
+                    .and_then(|v| v.parse::<u64>().ok())
+                {
+                    start_checkpointer(
+                        home.join("hapi.db"),
+                        Duration::from_millis(ms),
+                        dir.path().join("stop-checkpointer"),
+                    );
                 }
                 // What `hapi_hub::serve` does before serving: register this machine.
                 let machine = std::fs::read_to_string(home.join("machine-id"))?.trim().to_owned();
@@ -148,11 +168,26 @@ impl Hub {
                         })
                         .await;
                 });
-                (url, std::process::id(), Running::Inproc { shutdown: Some(tx), task })
+                (
+                    url,
+                    std::process::id(),
+                    Running::Inproc {
+                        shutdown: Some(tx),
+                        task,
+                    },
+                )
             }
         };
         let token = hapi_hub::auth::load_or_create_owner_token(&home)?;
-        let hub = Hub { url, token, pid, home, http, running, _dir: dir };
+        let hub = Hub {
+            url,
+            token,
+            pid,
+            home,
+            http,
+            running,
+            _dir: dir,
+        };
         // Ready when /health answers.
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -175,11 +210,18 @@ impl Hub {
             .http
             .post(format!("{}/api/sessions", self.url))
             .bearer_auth(&self.token)
-            .json(&CreateSession { agent: AgentKind::Claude, cwd: "/tmp/hapi-bench".into() })
+            .json(&CreateSession {
+                agent: AgentKind::Claude,
+                cwd: "/tmp/hapi-bench".into(),
+            })
             .send()
             .await?;
         if !r.status().is_success() {
-            bail!("POST /api/sessions: {} {}", r.status(), r.text().await.unwrap_or_default());
+            bail!(
+                "POST /api/sessions: {} {}",
+                r.status(),
+                r.text().await.unwrap_or_default()
+            );
         }
         Ok(r.json().await?)
     }
@@ -229,7 +271,10 @@ impl Hub {
         SseReader::open(
             &self.url,
             "/api/events",
-            &[("Authorization", format!("Bearer {}", self.token)), ("Last-Event-ID", last_event_id.to_string())],
+            &[
+                ("Authorization", format!("Bearer {}", self.token)),
+                ("Last-Event-ID", last_event_id.to_string()),
+            ],
         )
         .await
     }
@@ -238,7 +283,8 @@ impl Hub {
     pub async fn events_ws(&self, after: u64) -> Result<Ws> {
         let rest = self.url.trim_start_matches("http://");
         let mut req = format!("ws://{rest}/api/events/ws?after={after}").into_client_request()?;
-        req.headers_mut().insert(AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {}", self.token))?);
+        req.headers_mut()
+            .insert(AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {}", self.token))?);
         let (ws, _) = connect_async_with_config(req, None, true).await.context("events ws")?;
         Ok(ws)
     }
@@ -247,7 +293,10 @@ impl Hub {
     pub async fn wrapper(&self, session: &CreatedSession) -> Result<Ws> {
         let rest = self.url.trim_start_matches("http://");
         let mut req = format!("ws://{rest}/api/sessions/{}/ws", session.session.id).into_client_request()?;
-        req.headers_mut().insert(AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {}", session.token))?);
+        req.headers_mut().insert(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {}", session.token))?,
+        );
         let (ws, _) = connect_async_with_config(req, None, true).await.context("session ws")?;
         Ok(ws)
     }
@@ -259,7 +308,9 @@ impl Hub {
 /// when `stop` exists or the database is gone.
 fn start_checkpointer(db: PathBuf, every: Duration, stop: PathBuf) {
     std::thread::spawn(move || {
-        let Ok(conn) = hapi_store::rusqlite::Connection::open(&db) else { return };
+        let Ok(conn) = hapi_store::rusqlite::Connection::open(&db) else {
+            return;
+        };
         let _ = conn.busy_timeout(Duration::from_millis(100));
         for _ in 0..(600_000 / every.as_millis().max(1) as u64) {
             std::thread::sleep(every);
@@ -307,7 +358,9 @@ impl SseReader {
     pub async fn open(url: &str, path: &str, headers: &[(&str, String)]) -> Result<Self> {
         use tokio::io::AsyncWriteExt as _;
         let addr = url.trim_start_matches("http://");
-        let mut sock = TcpStream::connect(addr).await.with_context(|| format!("cannot connect to {addr}"))?;
+        let mut sock = TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("cannot connect to {addr}"))?;
         sock.set_nodelay(true)?;
         let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n");
         for (k, v) in headers {
@@ -369,7 +422,9 @@ impl SseReader {
             match self.chunk {
                 Chunk::Done => return Ok(false),
                 Chunk::Size => {
-                    let Some(nl) = self.raw[self.rpos..].windows(2).position(|w| w == b"\r\n") else { return Ok(true) };
+                    let Some(nl) = self.raw[self.rpos..].windows(2).position(|w| w == b"\r\n") else {
+                        return Ok(true);
+                    };
                     let line = std::str::from_utf8(&self.raw[self.rpos..self.rpos + nl])?;
                     let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
                         .with_context(|| format!("bad chunk size {line:?}"))?;

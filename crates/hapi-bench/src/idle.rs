@@ -4,8 +4,8 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::hub::{Hub, HubMode};
-use crate::procs::{clk_tck, cpu_ticks, rss_kb, status_field, Bins};
-use crate::report::{print_table, Row};
+use crate::procs::{Bins, clk_tck, cpu_ticks, rss_kb, status_field};
+use crate::report::{Row, print_table};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct IdleArgs {
@@ -18,7 +18,10 @@ pub struct IdleArgs {
 }
 
 pub async fn run(args: &IdleArgs, bins: &Bins) -> Result<Vec<Row>> {
-    println!("\n# idle: release `hapi hub`, {} s settle, {} s idle", args.settle, args.seconds);
+    println!(
+        "\n# idle: release `hapi hub`, {} s settle, {} s idle",
+        args.settle, args.seconds
+    );
     let hub = Hub::start(HubMode::Process, bins).await?;
     tokio::time::sleep(Duration::from_secs(args.settle)).await;
     let rss = rss_kb(hub.pid)?;
@@ -30,11 +33,29 @@ pub async fn run(args: &IdleArgs, bins: &Bins) -> Result<Vec<Row>> {
     let threads = status_field(hub.pid, "Threads")?;
     let tck = clk_tck();
     let rows = vec![
-        Row::new("idle", "hub VmRSS after start", format!("{:.1} MB", rss as f64 / 1024.0), "≤ 15 MB", "85–110 MB"),
-        Row::new("idle", format!("hub CPU ticks in {} idle s", args.seconds), format!("{ticks} (of {} per s)", tck), "~0", "-"),
+        Row::new(
+            "idle",
+            "hub VmRSS after start",
+            format!("{:.1} MB", rss as f64 / 1024.0),
+            "≤ 15 MB",
+            "85–110 MB",
+        ),
+        Row::new(
+            "idle",
+            format!("hub CPU ticks in {} idle s", args.seconds),
+            format!("{ticks} (of {} per s)", tck),
+            "~0",
+            "-",
+        ),
     ];
     let detail = vec![
-        Row::new("idle", "VmRSS at end / VmHWM", format!("{:.1} MB / {:.1} MB", rss_end as f64 / 1024.0, hwm as f64 / 1024.0), "", ""),
+        Row::new(
+            "idle",
+            "VmRSS at end / VmHWM",
+            format!("{:.1} MB / {:.1} MB", rss_end as f64 / 1024.0, hwm as f64 / 1024.0),
+            "",
+            "",
+        ),
         Row::new("idle", "threads", threads.to_string(), "", ""),
     ];
     print_table("idle", &[rows.clone(), detail].concat());

@@ -1,18 +1,18 @@
 //! `ingest`: how many updates per second the hub commits and acknowledges, with
 //! 10 wrappers pipelining as fast as they can.
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use futures_util::{SinkExt as _, StreamExt as _};
 use hapi_protocol::{HubFrame, SessionFrame, SessionUpdate};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::hub::{Hub, HubMode, Ws};
-use crate::procs::{clk_tck, cpu_ticks, rss_kb, Bins};
-use crate::report::{print_table, Row};
+use crate::procs::{Bins, clk_tck, cpu_ticks, rss_kb};
+use crate::report::{Row, print_table};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct IngestArgs {
@@ -32,8 +32,11 @@ pub struct IngestArgs {
 
 /// The serialized `Update` frame for `client_seq`.
 pub fn update_frame(client_seq: u64, text: String) -> String {
-    serde_json::to_string(&SessionFrame::Update { client_seq, update: SessionUpdate::AgentMessageChunk { text } })
-        .unwrap_or_default()
+    serde_json::to_string(&SessionFrame::Update {
+        client_seq,
+        update: SessionUpdate::AgentMessageChunk { text },
+    })
+    .unwrap_or_default()
 }
 
 /// Sends `n` updates as fast as the window allows and returns once the hub has
@@ -139,18 +142,65 @@ pub async fn run(args: &IngestArgs, mode: HubMode, bins: &Bins) -> Result<Vec<Ro
     let hub_cpu_s = hub_ticks as f64 / tck;
     let us_per_msg = hub_cpu_s * 1e6 / total as f64;
     let bench_cpu_s = self_ticks as f64 / tck;
-    let inproc_note = if mode != HubMode::Process { " (hub and clients share this process)" } else { "" };
+    let inproc_note = if mode != HubMode::Process {
+        " (hub and clients share this process)"
+    } else {
+        ""
+    };
 
     let mut rows = vec![
-        Row::new("ingest", "committed+acked msg/s", format!("{rate:.0}"), "≥ 25,000", "~2,100 (saturated)"),
-        Row::new("ingest", format!("hub CPU per msg{inproc_note}"), format!("{us_per_msg:.1} µs"), "-", "~440 µs"),
+        Row::new(
+            "ingest",
+            "committed+acked msg/s",
+            format!("{rate:.0}"),
+            "≥ 25,000",
+            "~2,100 (saturated)",
+        ),
+        Row::new(
+            "ingest",
+            format!("hub CPU per msg{inproc_note}"),
+            format!("{us_per_msg:.1} µs"),
+            "-",
+            "~440 µs",
+        ),
     ];
     let detail = vec![
-        Row::new("ingest", "messages acked / committed (last_seq sum)", format!("{total} / {committed}"), "equal", ""),
+        Row::new(
+            "ingest",
+            "messages acked / committed (last_seq sum)",
+            format!("{total} / {committed}"),
+            "equal",
+            "",
+        ),
         Row::new("ingest", "wall time", format!("{:.2} s", wall.as_secs_f64()), "", ""),
-        Row::new("ingest", "hub CPU (utime+stime)", format!("{hub_cpu_s:.2} s = {:.0}% of one core", 100.0 * hub_cpu_s / wall.as_secs_f64()), "", ""),
-        Row::new("ingest", "bench clients CPU", if mode == HubMode::Process { format!("{bench_cpu_s:.2} s") } else { "(same process)".into() }, "", ""),
-        Row::new("ingest", "hub VmRSS after", format!("{:.1} MB", rss as f64 / 1024.0), "", ""),
+        Row::new(
+            "ingest",
+            "hub CPU (utime+stime)",
+            format!(
+                "{hub_cpu_s:.2} s = {:.0}% of one core",
+                100.0 * hub_cpu_s / wall.as_secs_f64()
+            ),
+            "",
+            "",
+        ),
+        Row::new(
+            "ingest",
+            "bench clients CPU",
+            if mode == HubMode::Process {
+                format!("{bench_cpu_s:.2} s")
+            } else {
+                "(same process)".into()
+            },
+            "",
+            "",
+        ),
+        Row::new(
+            "ingest",
+            "hub VmRSS after",
+            format!("{:.1} MB", rss as f64 / 1024.0),
+            "",
+            "",
+        ),
     ];
     print_table("ingest", &[rows.clone(), detail].concat());
     if committed != total {

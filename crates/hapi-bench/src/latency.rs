@@ -1,6 +1,6 @@
 //! `latency`: ingest → SSE delivery latency at a steady, paced rate.
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -8,11 +8,11 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::hub::{find_ts, stamped_text, unix_nanos, Hub, HubMode};
+use crate::hub::{Hub, HubMode, find_ts, stamped_text, unix_nanos};
 use crate::ingest::update_frame;
-use crate::procs::{clk_tck, cpu_ticks, rss_kb, Bins};
-use crate::report::{print_table, Row};
-use crate::stats::{fmt_ns, Summary};
+use crate::procs::{Bins, clk_tck, cpu_ticks, rss_kb};
+use crate::report::{Row, print_table};
+use crate::stats::{Summary, fmt_ns};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct LatencyArgs {
@@ -70,7 +70,11 @@ pub async fn run(args: &LatencyArgs, mode: HubMode, bins: &Bins) -> Result<Vec<R
             let mut seq = 0u64;
             while tick.tick().await < end {
                 seq += 1;
-                if sink.send(Message::Text(update_frame(seq, stamped_text(size)).into())).await.is_err() {
+                if sink
+                    .send(Message::Text(update_frame(seq, stamped_text(size)).into()))
+                    .await
+                    .is_err()
+                {
                     break;
                 }
                 sent.fetch_add(1, Ordering::Relaxed);
@@ -129,29 +133,65 @@ pub async fn run(args: &LatencyArgs, mode: HubMode, bins: &Bins) -> Result<Vec<R
     }
     let rss = rss_kb(hub.pid)?;
     let sent = sent.load(Ordering::Relaxed);
-    let hub_cpu_s = (hub_ticks_at_end.unwrap_or(0).saturating_sub(hub_ticks_at_warm.load(Ordering::Relaxed))) as f64 / tck;
+    let hub_cpu_s = (hub_ticks_at_end
+        .unwrap_or(0)
+        .saturating_sub(hub_ticks_at_warm.load(Ordering::Relaxed))) as f64
+        / tck;
     if let Some(path) = &args.dump {
         let text: String = dump.iter().map(|(ts, l)| format!("{ts} {l}\n")).collect();
         std::fs::write(path, text)?;
     }
     let s = Summary::new(samples);
     let rows = vec![
-        Row::new("latency", format!("ingest→SSE p50 @ {} msg/s", args.rate), fmt_ns(s.percentile(50.0)), "-", ""),
-        Row::new("latency", format!("ingest→SSE p99 @ {} msg/s", args.rate), fmt_ns(s.percentile(99.0)), "≤ 2 ms", "25–50 ms"),
-    ];
-    let detail = vec![
-        Row::new("latency", "p90 / max", format!("{} / {}", fmt_ns(s.percentile(90.0)), fmt_ns(s.max())), "", ""),
-        Row::new("latency", "samples (after warm-up)", s.len().to_string(), "", ""),
-        Row::new("latency", "sent / seen on SSE", format!("{sent} / {received}"), "equal", ""),
         Row::new(
             "latency",
-            "hub CPU while measured",
-            format!("{:.0}% of one core ({:.0} µs/msg)", 100.0 * hub_cpu_s / args.seconds as f64,
-                hub_cpu_s * 1e6 / (args.rate * args.seconds) as f64),
+            format!("ingest→SSE p50 @ {} msg/s", args.rate),
+            fmt_ns(s.percentile(50.0)),
+            "-",
+            "",
+        ),
+        Row::new(
+            "latency",
+            format!("ingest→SSE p99 @ {} msg/s", args.rate),
+            fmt_ns(s.percentile(99.0)),
+            "≤ 2 ms",
+            "25–50 ms",
+        ),
+    ];
+    let detail = vec![
+        Row::new(
+            "latency",
+            "p90 / max",
+            format!("{} / {}", fmt_ns(s.percentile(90.0)), fmt_ns(s.max())),
             "",
             "",
         ),
-        Row::new("latency", "hub VmRSS after", format!("{:.1} MB", rss as f64 / 1024.0), "", ""),
+        Row::new("latency", "samples (after warm-up)", s.len().to_string(), "", ""),
+        Row::new(
+            "latency",
+            "sent / seen on SSE",
+            format!("{sent} / {received}"),
+            "equal",
+            "",
+        ),
+        Row::new(
+            "latency",
+            "hub CPU while measured",
+            format!(
+                "{:.0}% of one core ({:.0} µs/msg)",
+                100.0 * hub_cpu_s / args.seconds as f64,
+                hub_cpu_s * 1e6 / (args.rate * args.seconds) as f64
+            ),
+            "",
+            "",
+        ),
+        Row::new(
+            "latency",
+            "hub VmRSS after",
+            format!("{:.1} MB", rss as f64 / 1024.0),
+            "",
+            "",
+        ),
     ];
     print_table("latency", &[rows.clone(), detail].concat());
     drop(keep);

@@ -18,10 +18,13 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use hub::HubMode;
-use report::{print_table, Row};
+use report::{Row, print_table};
 
 #[derive(Parser)]
-#[command(name = "hapi-bench", about = "Benchmarks of the HAPI hub and wrappers (loopback only)")]
+#[command(
+    name = "hapi-bench",
+    about = "Benchmarks of the HAPI hub and wrappers (loopback only)"
+)]
 struct Cli {
     /// Where the hub under test runs for ingest, latency, approval and replay.
     #[arg(long, value_enum, default_value_t = HubMode::Process, global = true)]
@@ -59,7 +62,11 @@ fn main() -> Result<()> {
 
 async fn run(cli: Cli) -> Result<()> {
     let bins = procs::Bins::find(cli.bin_dir.as_deref())?;
-    println!("hapi-bench: {} cores, load average {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), procs::loadavg());
+    println!(
+        "hapi-bench: {} cores, load average {}",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        procs::loadavg()
+    );
     let mode = cli.hub;
     let rows: Vec<Row> = match cli.command {
         Cmd::Ingest(a) => ingest::run(&a, mode, &bins).await?,

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _, Result};
-use nix::sys::signal::{killpg, Signal};
+use anyhow::{Context as _, Result, bail};
+use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
 /// A spawned process group. Dropping it sends SIGTERM to the group, waits up to
@@ -21,8 +21,14 @@ impl ChildGuard {
     pub fn spawn(mut cmd: Command, name: &str) -> Result<Self> {
         use std::os::unix::process::CommandExt as _;
         cmd.process_group(0);
-        let child = cmd.spawn().with_context(|| format!("cannot start {name} ({:?})", cmd.get_program()))?;
-        Ok(ChildGuard { child, name: name.to_owned(), stopped: false })
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {name} ({:?})", cmd.get_program()))?;
+        Ok(ChildGuard {
+            child,
+            name: name.to_owned(),
+            stopped: false,
+        })
     }
 
     /// Process id (also the process group id).
@@ -53,7 +59,10 @@ impl ChildGuard {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        eprintln!("hapi-bench: {} (pgid {pgid}) ignored SIGTERM for 3 s; killing it", self.name);
+        eprintln!(
+            "hapi-bench: {} (pgid {pgid}) ignored SIGTERM for 3 s; killing it",
+            self.name
+        );
         let _ = killpg(pgid, Signal::SIGKILL);
         let _ = self.child.wait();
     }
@@ -83,7 +92,10 @@ impl Bins {
                 .context("the bench executable has no directory")?
                 .to_path_buf(),
         };
-        let bins = Bins { hapi: dir.join("hapi"), fake_claude: dir.join("fake-claude") };
+        let bins = Bins {
+            hapi: dir.join("hapi"),
+            fake_claude: dir.join("fake-claude"),
+        };
         for b in [&bins.hapi, &bins.fake_claude] {
             if !b.is_file() {
                 bail!(
@@ -122,7 +134,8 @@ pub fn cpu_ticks(pid: u32) -> Result<u64> {
 
 /// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM`, …), in kB; `Threads` as a count.
 pub fn status_field(pid: u32, field: &str) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).with_context(|| format!("no /proc/{pid}/status"))?;
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).with_context(|| format!("no /proc/{pid}/status"))?;
     status
         .lines()
         .find_map(|l| l.strip_prefix(field).and_then(|r| r.strip_prefix(':')))
@@ -140,7 +153,8 @@ pub fn rss_kb(pid: u32) -> Result<u64> {
 /// `hapi` binary's text, libc) are divided among the processes mapping them, so
 /// PSS sums to what a group of processes really costs.
 pub fn pss_kb(pid: u32) -> Result<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).with_context(|| format!("no /proc/{pid}/smaps_rollup"))?;
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .with_context(|| format!("no /proc/{pid}/smaps_rollup"))?;
     text.lines()
         .find_map(|l| l.strip_prefix("Pss:"))
         .and_then(|v| v.split_whitespace().next())

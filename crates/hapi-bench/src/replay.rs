@@ -1,15 +1,15 @@
 //! `replay`: a client resuming from before 10,000 events, over SSE and WebSocket.
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use futures_util::StreamExt as _;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::hub::{Hub, HubMode};
 use crate::ingest::blast;
-use crate::procs::{clk_tck, cpu_ticks, Bins};
-use crate::report::{print_table, Row};
-use crate::stats::{fmt_ns, Summary};
+use crate::procs::{Bins, clk_tck, cpu_ticks};
+use crate::report::{Row, print_table};
+use crate::stats::{Summary, fmt_ns};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct ReplayArgs {
@@ -31,13 +31,22 @@ fn seq_of(json: &str) -> Option<u64> {
 }
 
 pub async fn run(args: &ReplayArgs, mode: HubMode, bins: &Bins) -> Result<Vec<Row>> {
-    println!("\n# replay: {} events, resumed {} times over SSE and over WebSocket (hub: {mode:?})", args.events, args.reps);
+    println!(
+        "\n# replay: {} events, resumed {} times over SSE and over WebSocket (hub: {mode:?})",
+        args.events, args.reps
+    );
     let hub = Hub::start(mode, bins).await?;
     let session = hub.create_session().await?;
     let ws = hub.wrapper(&session).await?;
     blast(ws, args.events, 1024, 400).await?;
     let sid = &session.session.id;
-    let first = hub.messages(sid, "after=0&limit=1").await?.messages.first().context("no history")?.event_seq;
+    let first = hub
+        .messages(sid, "after=0&limit=1")
+        .await?
+        .messages
+        .first()
+        .context("no history")?
+        .event_seq;
     let last = hub
         .messages(sid, &format!("before={}&limit=1", args.events + 1))
         .await?
@@ -113,15 +122,57 @@ pub async fn run(args: &ReplayArgs, mode: HubMode, bins: &Bins) -> Result<Vec<Ro
     let sse = Summary::new(sse_times);
     let wss = Summary::new(ws_times);
     let rows = vec![
-        Row::new("replay", format!("{} events over SSE (median)", args.events), fmt_ns(sse.percentile(50.0)), "≤ 200 ms", "-"),
-        Row::new("replay", format!("{} events over WS (median)", args.events), fmt_ns(wss.percentile(50.0)), "≤ 200 ms", "-"),
+        Row::new(
+            "replay",
+            format!("{} events over SSE (median)", args.events),
+            fmt_ns(sse.percentile(50.0)),
+            "≤ 200 ms",
+            "-",
+        ),
+        Row::new(
+            "replay",
+            format!("{} events over WS (median)", args.events),
+            fmt_ns(wss.percentile(50.0)),
+            "≤ 200 ms",
+            "-",
+        ),
     ];
     let detail = vec![
-        Row::new("replay", "SSE min / max", format!("{} / {}", fmt_ns(sse.percentile(0.0)), fmt_ns(sse.max())), "", ""),
-        Row::new("replay", "SSE first event after / body chunks read", format!("{:.1} ms / {sse_chunks}", sse_first.as_secs_f64() * 1e3), "", ""),
-        Row::new("replay", "SSE CPU per replay: hub / client", format!("{} / {}", per_rep_ms(sse_cpu.0), per_rep_ms(sse_cpu.1)), "", ""),
-        Row::new("replay", "WS CPU per replay: hub / client", format!("{} / {}", per_rep_ms(ws_cpu.0), per_rep_ms(ws_cpu.1)), "", ""),
-        Row::new("replay", "WS min / max", format!("{} / {}", fmt_ns(wss.percentile(0.0)), fmt_ns(wss.max())), "", ""),
+        Row::new(
+            "replay",
+            "SSE min / max",
+            format!("{} / {}", fmt_ns(sse.percentile(0.0)), fmt_ns(sse.max())),
+            "",
+            "",
+        ),
+        Row::new(
+            "replay",
+            "SSE first event after / body chunks read",
+            format!("{:.1} ms / {sse_chunks}", sse_first.as_secs_f64() * 1e3),
+            "",
+            "",
+        ),
+        Row::new(
+            "replay",
+            "SSE CPU per replay: hub / client",
+            format!("{} / {}", per_rep_ms(sse_cpu.0), per_rep_ms(sse_cpu.1)),
+            "",
+            "",
+        ),
+        Row::new(
+            "replay",
+            "WS CPU per replay: hub / client",
+            format!("{} / {}", per_rep_ms(ws_cpu.0), per_rep_ms(ws_cpu.1)),
+            "",
+            "",
+        ),
+        Row::new(
+            "replay",
+            "WS min / max",
+            format!("{} / {}", fmt_ns(wss.percentile(0.0)), fmt_ns(wss.max())),
+            "",
+            "",
+        ),
     ];
     print_table("replay", &[rows.clone(), detail].concat());
     Ok(rows)

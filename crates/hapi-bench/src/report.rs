@@ -11,8 +11,20 @@ pub struct Row {
 }
 
 impl Row {
-    pub fn new(bench: &'static str, metric: impl Into<String>, value: impl Into<String>, target: &str, hapi: &str) -> Row {
-        Row { bench, metric: metric.into(), value: value.into(), target: target.into(), hapi: hapi.into() }
+    pub fn new(
+        bench: &'static str,
+        metric: impl Into<String>,
+        value: impl Into<String>,
+        target: &str,
+        hapi: &str,
+    ) -> Row {
+        Row {
+            bench,
+            metric: metric.into(),
+            value: value.into(),
+            target: target.into(),
+            hapi: hapi.into(),
+        }
     }
 }
 
@@ -21,7 +33,15 @@ pub fn print_table(title: &str, rows: &[Row]) {
     let headers = ["bench", "metric", "measured", "target", "HAPI"];
     let cells: Vec<[String; 5]> = rows
         .iter()
-        .map(|r| [r.bench.to_string(), r.metric.clone(), r.value.clone(), r.target.clone(), r.hapi.clone()])
+        .map(|r| {
+            [
+                r.bench.to_string(),
+                r.metric.clone(),
+                r.value.clone(),
+                r.target.clone(),
+                r.hapi.clone(),
+            ]
+        })
         .collect();
     let mut widths = headers.map(|h| h.chars().count());
     for c in &cells {
