@@ -119,3 +119,46 @@ fn a_corrupt_database_stops_the_hub_with_a_clear_error() {
         "never replaced"
     );
 }
+
+#[test]
+fn the_hub_stops_on_sigterm_even_with_open_event_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut hub = Hub::start(dir.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // An open SSE stream and an open WebSocket event stream never end by themselves.
+    let (_sse, _ws) = rt.block_on(async {
+        let sse = hub
+            .http
+            .get(format!("{}/api/events", hub.url))
+            .bearer_auth(&hub.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(sse.status(), 200);
+        let ticket: serde_json::Value = hub
+            .http
+            .post(format!("{}/api/events/ticket", hub.url))
+            .bearer_auth(&hub.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let url = format!(
+            "{}/api/events/ws?ticket={}",
+            hub.url.replace("http://", "ws://"),
+            ticket["ticket"].as_str().unwrap()
+        );
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        (sse, ws)
+    });
+    let pid = nix::unistd::Pid::from_raw(hub.process.pid() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = hub.process.wait_exit(std::time::Duration::from_secs(20));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "hub must exit cleanly on SIGTERM: {status:?}"
+    );
+    assert!(!hub.home.join("hub.json").exists(), "hub.json is removed on shutdown");
+}

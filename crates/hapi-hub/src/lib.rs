@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
+use axum::serve::ListenerExt as _;
 use hapi_store::Store;
 use tokio::net::TcpListener;
 
@@ -57,6 +58,9 @@ struct Inner {
     links: Links,
     machine_id: String,
     started: Instant,
+    /// Becomes true when the server shuts down, so that endless responses (event
+    /// streams, wrapper links) end and graceful shutdown can finish.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
@@ -86,6 +90,7 @@ impl AppState {
                 links: Links::default(),
                 machine_id,
                 started: Instant::now(),
+                closing: tokio::sync::watch::channel(false).0,
             }),
         })
     }
@@ -115,6 +120,14 @@ impl AppState {
 
     pub(crate) fn machine_id(&self) -> &str {
         &self.inner.machine_id
+    }
+
+    /// Resolves once the server is shutting down.
+    pub(crate) fn closing(&self) -> impl Future<Output = ()> + Send + use<> {
+        let mut rx = self.inner.closing.subscribe();
+        async move {
+            let _ = rx.wait_for(|closing| *closing).await;
+        }
     }
 
     pub(crate) fn uptime_s(&self) -> u64 {
@@ -169,9 +182,20 @@ pub async fn serve(
             Ok(((), hapi_store::mark_all_disconnected(tx)?))
         })
         .await?;
+    let closing = state.inner.closing.clone();
     let app = router(state).into_make_service();
+    // Event streams and links are small writes that must leave at once; with
+    // Nagle's algorithm on they wait for the peer's delayed ACK (up to 40 ms).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            closing.send_replace(true);
+        })
         .await
         .map_err(|source| HubError::Io {
             what: "server failed".into(),

@@ -71,7 +71,8 @@ pub(super) async fn sse(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let live = state.writer().subscribe();
     let after = resume_point(&state, &headers, &q).await?;
-    let stream = ReceiverStream::new(follow(state, after, live))
+    let closing = state.closing();
+    let stream = futures_util::StreamExt::take_until(ReceiverStream::new(follow(state, after, live)), closing)
         .map(|ev| Ok(Event::default().id(ev.seq.to_string()).event("hub").data(&ev.json)));
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat")))
 }

@@ -81,6 +81,8 @@ async fn run(state: AppState, id: String, socket: WebSocket) {
         .collect();
 
     let mut writes: FuturesOrdered<Write> = FuturesOrdered::new();
+    let closing = state.closing();
+    tokio::pin!(closing);
     let mut acked = 0u64;
     let mut unacked_commits = 0usize;
     loop {
@@ -114,9 +116,21 @@ async fn run(state: AppState, id: String, socket: WebSocket) {
                         }
                     }
                     Ok(SessionFrame::CommandAck { id: upto }) => {
+                        // Queued, not awaited, so reading goes on; an ack that is
+                        // lost only means the command is replayed and skipped.
                         let sid = id.clone();
-                        if let Err(e) = state.writer().write(move |tx| hapi_store::ack_commands(tx, &sid, upto).map(|()| ((), Vec::new()))).await {
-                            tracing::warn!(error = %e, "cannot record command ack; the command will be replayed");
+                        let queued = state.writer().submit(move |tx| {
+                            hapi_store::ack_commands(tx, &sid, upto).map(|()| ((), Vec::new()))
+                        }).await;
+                        match queued {
+                            Ok(commit) => {
+                                tokio::spawn(async move {
+                                    if let Err(e) = commit.await {
+                                        tracing::warn!(error = %e, "cannot record command ack; the command will be replayed");
+                                    }
+                                });
+                            }
+                            Err(e) => tracing::warn!(error = %e, "cannot record command ack; the command will be replayed"),
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "ignoring malformed frame from wrapper"),
@@ -140,6 +154,8 @@ async fn run(state: AppState, id: String, socket: WebSocket) {
                 }
             },
             Some(frame) = push_rx.recv() => outgoing.push_back(frame),
+            // The hub is shutting down; the wrapper reconnects to the next one.
+            () = &mut closing => break,
         }
     }
     finish(&state, &id, link_id).await
