@@ -34,7 +34,12 @@ enum AuthCommand {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // A session wrapper relays one agent: one thread is plenty, and with ten or
+    // more wrappers running, every extra thread's memory counts.
+    let runtime = match cli.command {
+        Command::Claude(_) => tokio::runtime::Builder::new_current_thread().enable_all().build()?,
+        _ => tokio::runtime::Builder::new_multi_thread().enable_all().build()?,
+    };
     match cli.command {
         Command::Hub(args) => runtime.block_on(hub::run(args)),
         Command::Auth {
