@@ -24,9 +24,6 @@ pub enum HubMode {
     Process,
     /// `hapi_hub::serve` inside the bench: CPU numbers include the bench's clients.
     Inproc,
-    /// Experiment: the hub library's router served by the bench exactly as
-    /// `hapi_hub::serve` does, except with TCP_NODELAY on accepted sockets.
-    InprocNodelay,
 }
 
 enum Running {
@@ -125,48 +122,6 @@ impl Hub {
                     {
                         eprintln!("hapi-bench: in-process hub failed: {e}");
                     }
-                });
-                (
-                    url,
-                    std::process::id(),
-                    Running::Inproc {
-                        shutdown: Some(tx),
-                        task,
-                    },
-                )
-            }
-            HubMode::InprocNodelay => {
-                use axum::serve::ListenerExt as _;
-                let state = hapi_hub::AppState::open(hapi_hub::HubConfig::for_home(&home))?;
-                if let Some(ms) = std::env::var("HAPI_BENCH_CHECKPOINT_MS")
-                    .ok()
-                    .and_then(|v| v.parse::<u64>().ok())
-                {
-                    start_checkpointer(
-                        home.join("hapi.db"),
-                        Duration::from_millis(ms),
-                        dir.path().join("stop-checkpointer"),
-                    );
-                }
-                // What `hapi_hub::serve` does before serving: register this machine.
-                let machine = std::fs::read_to_string(home.join("machine-id"))?.trim().to_owned();
-                state
-                    .writer()
-                    .write(move |tx| hapi_store::ensure_machine(tx, &machine, "bench").map(|()| ((), Vec::new())))
-                    .await?;
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-                let url = format!("http://{}", listener.local_addr()?);
-                let listener = listener.tap_io(|tcp| {
-                    let _ = tcp.set_nodelay(true);
-                });
-                let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-                let app = hapi_hub::router(state).into_make_service();
-                let task = tokio::spawn(async move {
-                    let _ = axum::serve(listener, app)
-                        .with_graceful_shutdown(async move {
-                            let _ = rx.await;
-                        })
-                        .await;
                 });
                 (
                     url,
@@ -300,26 +255,6 @@ impl Hub {
         let (ws, _) = connect_async_with_config(req, None, true).await.context("session ws")?;
         Ok(ws)
     }
-}
-
-/// Experiment (`HAPI_BENCH_CHECKPOINT_MS`, in-process NODELAY hub only): a
-/// background connection running `PRAGMA wal_checkpoint(PASSIVE)` every `every`,
-/// so the writer's own auto-checkpoint (inside its COMMIT) rarely fires. Stops
-/// when `stop` exists or the database is gone.
-fn start_checkpointer(db: PathBuf, every: Duration, stop: PathBuf) {
-    std::thread::spawn(move || {
-        let Ok(conn) = hapi_store::rusqlite::Connection::open(&db) else {
-            return;
-        };
-        let _ = conn.busy_timeout(Duration::from_millis(100));
-        for _ in 0..(600_000 / every.as_millis().max(1) as u64) {
-            std::thread::sleep(every);
-            if stop.exists() || !db.exists() {
-                return;
-            }
-            let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-        }
-    });
 }
 
 /// One server-sent event.

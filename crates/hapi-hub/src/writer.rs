@@ -120,10 +120,10 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 fn checkpoint(conn: Connection, writer_gone: std::sync::mpsc::Receiver<()>) {
     use std::sync::mpsc::RecvTimeoutError;
     loop {
-        let stop = match writer_gone.recv_timeout(CHECKPOINT_EVERY) {
-            Err(RecvTimeoutError::Timeout) => false,
-            _ => true,
-        };
+        let stop = !matches!(
+            writer_gone.recv_timeout(CHECKPOINT_EVERY),
+            Err(RecvTimeoutError::Timeout)
+        );
         let mode = if stop { "TRUNCATE" } else { "PASSIVE" };
         if let Err(e) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
             tracing::warn!(error = %e, "WAL checkpoint failed; retrying later");
