@@ -17,6 +17,10 @@ unset IS_SANDBOX
 echo "==> UI typecheck and unit tests"
 (cd ui && npm run --silent typecheck && npm test --silent)
 
+echo "==> Rust formatting and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
 echo "==> Rust tests (workspace)"
 # Binaries first: the end-to-end tests run the real `hapi` and fake servers.
 cargo build --workspace --bins
