@@ -109,6 +109,11 @@ pub struct Hub {
 
 impl Hub {
     pub fn start(dir: &Path) -> Hub {
+        Self::start_with_token(dir, None)
+    }
+
+    /// Starts the hub with `CLI_API_TOKEN` set to `token` (no token file then).
+    pub fn start_with_token(dir: &Path, token: Option<&str>) -> Hub {
         let home = dir.join("hapi-home");
         std::fs::create_dir_all(&home).unwrap();
         let mut cmd = Command::new(bin("hapi"));
@@ -118,16 +123,22 @@ impl Hub {
             .env("HAPI_NO_RUNNER_AUTOSTART", "1")
             .env_remove("CLI_API_TOKEN")
             .stdout(Stdio::null());
+        if let Some(token) = token {
+            cmd.env("CLI_API_TOKEN", token);
+        }
         let process = Child::spawn("hapi hub", cmd, &dir.join("hub.log"));
         let state = wait_sync("hub.json", Duration::from_secs(30), || {
             let text = std::fs::read_to_string(home.join("hub.json")).ok()?;
             serde_json::from_str::<Value>(&text).ok()
         });
         let url = state["url"].as_str().unwrap().to_owned();
-        let token = std::fs::read_to_string(home.join("owner.token"))
-            .unwrap()
-            .trim()
-            .to_owned();
+        let token = match token {
+            Some(token) => token.to_owned(),
+            None => std::fs::read_to_string(home.join("owner.token"))
+                .unwrap()
+                .trim()
+                .to_owned(),
+        };
         Hub {
             process,
             url,

@@ -166,3 +166,45 @@ async fn reject_keeps_the_file_away_and_the_turn_ends_with_the_denial() {
     assert_eq!(kinds(&messages).last().unwrap(), "turn_end");
     model.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_while_waiting_for_approval_ends_the_turn_and_cancels_the_approval() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = start_fake_anthropic(Script::default()).await.unwrap();
+    let hub = Hub::start(dir.path());
+    let session = ClaudeSession::start(dir.path(), &hub, &model.url(), "do it");
+    let approval = hub.pending_approval(&session.id).await;
+
+    let (status, _) = hub
+        .post(&format!("/api/sessions/{}/abort", session.id), json!({}))
+        .await;
+    assert_eq!(status, 202);
+    let messages = hub.wait_turns(&session.id, 1).await;
+    let end = messages
+        .iter()
+        .rev()
+        .find(|m| m["update"]["kind"] == "turn_end")
+        .unwrap();
+    assert_eq!(end["update"]["stop_reason"], "interrupted", "{messages:#?}");
+    assert!(!session.work.join("out.txt").exists());
+    let after = hub
+        .get(&format!("/api/approvals/{}", approval["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(after["approval"]["state"], "cancelled");
+    let (status, body) = hub
+        .post(
+            &format!("/api/approvals/{}", approval["id"].as_str().unwrap()),
+            json!({"decision": "allow_once"}),
+        )
+        .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("already_decided")));
+    let s = hub.get(&format!("/api/sessions/{}", session.id)).await;
+    assert_eq!(
+        (
+            s["session"]["state"].as_str(),
+            s["session"]["pending_approvals"].as_u64()
+        ),
+        (Some("idle"), Some(0))
+    );
+    model.shutdown().await;
+}

@@ -162,3 +162,45 @@ fn the_hub_stops_on_sigterm_even_with_open_event_streams() {
     );
     assert!(!hub.home.join("hub.json").exists(), "hub.json is removed on shutdown");
 }
+
+#[test]
+fn a_session_finds_the_hub_through_hapi_hub_url_and_cli_api_token() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let token = "a-token-set-by-the-operator-0123456789";
+    let hub = Hub::start_with_token(dir.path(), Some(token));
+    assert!(
+        !hub.home.join("owner.token").exists(),
+        "CLI_API_TOKEN replaces the token file"
+    );
+
+    // A different, empty HAPI_HOME: only the two variables lead to the hub.
+    let elsewhere = dir.path().join("other-home");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let mut cmd = hapi(&elsewhere);
+    cmd.args(["claude", "--prompt", "do it", "--cwd"])
+        .arg(&work)
+        .env("HAPI_HUB_URL", &hub.url)
+        .env("CLI_API_TOKEN", token)
+        .env("HAPI_CLAUDE_PATH", bin("fake-claude"))
+        .stdout(std::process::Stdio::piped());
+    let mut session = hapi_e2e::Child::spawn("hapi claude", cmd, &dir.path().join("claude.log"));
+    let mut line = String::new();
+    std::io::BufReader::new(session.child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let id = line.trim().to_owned();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let approval = hub.pending_approval(&id).await;
+        assert_eq!(approval["tool"], "Bash");
+        let (status, _) = hub
+            .post(&format!("/api/sessions/{id}/stop"), serde_json::json!({}))
+            .await;
+        assert_eq!(status, 202);
+    });
+    let status = session.wait_exit(std::time::Duration::from_secs(30));
+    assert!(status.is_some(), "hapi claude exits when its session is stopped");
+}
