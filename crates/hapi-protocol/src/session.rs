@@ -110,6 +110,14 @@ pub enum Decision {
 }
 
 impl Decision {
+    /// Every decision, in the order a person is offered them.
+    pub const ALL: [Decision; 4] = [
+        Decision::AllowOnce,
+        Decision::AllowAlways,
+        Decision::RejectOnce,
+        Decision::RejectAlways,
+    ];
+
     /// The name used on the wire and in the database.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -139,6 +147,20 @@ pub struct PermissionOption {
     pub id: String,
     /// What choosing it means.
     pub kind: Decision,
+}
+
+impl PermissionOption {
+    /// All four kinds, each with its kind name as id: for agents (like Claude
+    /// Code's stdio protocol) that offer no options of their own.
+    pub fn every_kind() -> Vec<PermissionOption> {
+        Decision::ALL
+            .into_iter()
+            .map(|kind| PermissionOption {
+                id: kind.as_str().to_owned(),
+                kind,
+            })
+            .collect()
+    }
 }
 
 /// Where an approval stands.

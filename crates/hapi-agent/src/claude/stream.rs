@@ -223,18 +223,7 @@ impl ClaudeStream {
                 input: input.clone(),
             },
         );
-        let options = [
-            Decision::AllowOnce,
-            Decision::AllowAlways,
-            Decision::RejectOnce,
-            Decision::RejectAlways,
-        ]
-        .into_iter()
-        .map(|kind| PermissionOption {
-            id: kind.as_str().to_owned(),
-            kind,
-        })
-        .collect();
+        let options = PermissionOption::every_kind();
         vec![Action::Update(SessionUpdate::PermissionRequest {
             request_id,
             tool_call_id,

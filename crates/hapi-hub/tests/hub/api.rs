@@ -10,18 +10,7 @@ fn permission(request_id: &str) -> SessionUpdate {
         tool_call_id: Some("toolu_1".into()),
         tool: "Bash".into(),
         input: json!({"command": "echo hello > out.txt"}),
-        options: [
-            Decision::AllowOnce,
-            Decision::AllowAlways,
-            Decision::RejectOnce,
-            Decision::RejectAlways,
-        ]
-        .into_iter()
-        .map(|kind| PermissionOption {
-            id: kind.as_str().into(),
-            kind,
-        })
-        .collect(),
+        options: PermissionOption::every_kind(),
     }
 }
 
