@@ -67,7 +67,7 @@ export function parseHubEvent(data: string): HubEvent | null {
   if (typeof value !== "object" || value === null) return null;
   const v = value as { seq?: unknown; type?: unknown };
   if (typeof v.seq !== "number") return null;
-  if (v.type !== "session" && v.type !== "message" && v.type !== "approval") return null;
+  if (v.type !== "session" && v.type !== "message" && v.type !== "approval" && v.type !== "machine") return null;
   return value as HubEvent;
 }
 

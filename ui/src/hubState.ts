@@ -122,6 +122,9 @@ export function applyHubEvent(state: HubState, event: HubEvent, now: number): Hu
       }
       return next;
     }
+    case "machine":
+      // Machines (runners) are not shown yet; the runner issue adds them.
+      return state;
   }
 }
 

@@ -11,6 +11,7 @@ mod config;
 mod error;
 mod links;
 mod routes;
+mod runner_links;
 mod writer;
 
 use std::future::Future;
@@ -27,6 +28,7 @@ pub use error::ApiError;
 pub use writer::{LiveEvent, Writer};
 
 use links::Links;
+use runner_links::RunnerLinks;
 
 /// Everything that can stop the hub from starting.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +58,7 @@ struct Inner {
     writer: Writer,
     auth: auth::Auth,
     links: Links,
+    runner_links: RunnerLinks,
     machine_id: String,
     started: Instant,
     /// Becomes true when the server shuts down, so that endless responses (event
@@ -88,6 +91,7 @@ impl AppState {
                 store,
                 writer,
                 links: Links::default(),
+                runner_links: RunnerLinks::default(),
                 machine_id,
                 started: Instant::now(),
                 closing: tokio::sync::watch::channel(false).0,
@@ -116,6 +120,10 @@ impl AppState {
 
     pub(crate) fn links(&self) -> &Links {
         &self.inner.links
+    }
+
+    pub(crate) fn runner_links(&self) -> &RunnerLinks {
+        &self.inner.runner_links
     }
 
     pub(crate) fn machine_id(&self) -> &str {
@@ -167,7 +175,8 @@ pub fn router(state: AppState) -> Router {
 
 /// Serves the hub on `listener` until `shutdown` resolves, then drains in-flight
 /// requests. Registers this machine first, and marks every live session
-/// `disconnected` until its wrapper reconnects.
+/// `disconnected` (and every machine `offline`) until its wrapper (or runner)
+/// reconnects.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -179,7 +188,9 @@ pub async fn serve(
         .writer()
         .write(move |tx| {
             hapi_store::ensure_machine(tx, &id, &host)?;
-            Ok(((), hapi_store::mark_all_disconnected(tx)?))
+            let mut events = hapi_store::mark_all_disconnected(tx)?;
+            events.extend(hapi_store::mark_machines_offline(tx)?);
+            Ok(((), events))
         })
         .await?;
     let closing = state.inner.closing.clone();

@@ -20,6 +20,12 @@ pub enum ErrorCode {
     SessionEnded,
     /// The request body is larger than the hub accepts.
     PayloadTooLarge,
+    /// The machine's runner is not connected.
+    MachineOffline,
+    /// The runner could not do what was asked (its message says why).
+    RunnerFailed,
+    /// The runner did not answer in time.
+    RunnerTimeout,
     /// Something failed inside the hub; the request may be retried.
     Internal,
 }
@@ -33,7 +39,7 @@ pub struct ErrorResponse {
 }
 
 /// Code and human-readable message of an error.
-#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[ts(export)]
 pub struct ErrorBody {
     /// Stable code.

@@ -2,7 +2,7 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::{Approval, Message, Session};
+use crate::{Approval, Machine, Message, Session};
 
 /// One event of the global stream. `seq` is global, monotonic and gap-free in
 /// what a client receives: resuming after `seq` yields every later event once.
@@ -36,5 +36,10 @@ pub enum EventPayload {
     Approval {
         /// The approval as it is now.
         approval: Approval,
+    },
+    /// A machine's runner connected, disconnected or changed.
+    Machine {
+        /// The machine as it is now.
+        machine: Machine,
     },
 }

@@ -9,6 +9,7 @@
 mod api;
 mod error;
 mod event;
+mod machine;
 mod session;
 mod update;
 mod wire;
@@ -16,6 +17,7 @@ mod wire;
 pub use api::*;
 pub use error::*;
 pub use event::*;
+pub use machine::*;
 pub use session::*;
 pub use update::*;
 pub use wire::*;

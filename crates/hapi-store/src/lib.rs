@@ -34,8 +34,11 @@ pub use rusqlite;
 pub use approvals::{approval, decide_approval, list_approvals};
 pub use clock::{now_ms, rfc3339};
 pub use events::{Appended, append_update, events_after, head_seq, messages_after, messages_before};
-pub use machines::ensure_machine;
+pub use machines::{
+    ensure_machine, list_machines, machine, machine_connected, machine_seen, mark_machines_offline, set_machine_state,
+};
 pub use outbox::{ack_commands, enqueue_command, pending_commands};
+pub use schema::SCHEMA_VERSION;
 pub use sessions::{
     create_session, list_sessions, mark_all_disconnected, mark_connected, mark_disconnected, session,
     session_token_hash,

@@ -65,12 +65,23 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX outbox_session ON outbox(session_id, id);
     "#,
+    // 2: machines get their runner's state. Machine events use kind = machine and
+    // carry the machine id in events.session_id (the column names what an event
+    // is about).
+    r#"
+    ALTER TABLE machines ADD COLUMN state TEXT NOT NULL DEFAULT 'offline';
+    ALTER TABLE machines ADD COLUMN runner TEXT;          -- JSON RunnerInfo while connected
+    ALTER TABLE machines ADD COLUMN last_seen INTEGER;
+    "#,
 ];
+
+/// The schema version this build creates and understands.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Applies every migration newer than the file's `user_version`.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let supported = MIGRATIONS.len() as i64;
+    let supported = SCHEMA_VERSION;
     if current > supported {
         return Err(StoreError::TooNew {
             found: current,

@@ -2,6 +2,7 @@
 mod approvals;
 mod events;
 mod link;
+mod machines;
 mod sessions;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -24,6 +25,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/sessions/{id}/ws", get(link::connect))
         .route("/approvals", get(approvals::list))
         .route("/approvals/{id}", get(approvals::get).post(approvals::decide))
+        .route("/machines", get(machines::list))
+        .route("/machines/{id}", get(machines::get))
+        .route("/machines/{id}/ws", get(machines::connect))
+        .route("/machines/{id}/sessions", post(machines::spawn))
         .route("/events", get(events::sse))
         .route("/events/ws", get(events::websocket))
         .route("/events/ticket", post(events::ticket))
