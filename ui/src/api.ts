@@ -7,11 +7,15 @@ import type { Decision } from "./generated/Decision";
 import type { ErrorCode } from "./generated/ErrorCode";
 import type { ErrorResponse } from "./generated/ErrorResponse";
 import type { EventTicket } from "./generated/EventTicket";
+import type { Machine } from "./generated/Machine";
+import type { MachineList } from "./generated/MachineList";
 import type { MessagePage } from "./generated/MessagePage";
 import type { SendMessage } from "./generated/SendMessage";
 import type { Session } from "./generated/Session";
 import type { SessionList } from "./generated/SessionList";
 import type { SessionResponse } from "./generated/SessionResponse";
+import type { SpawnedSession } from "./generated/SpawnedSession";
+import type { SpawnSession } from "./generated/SpawnSession";
 
 /** An error answer of the hub, or a network failure (`code` = "network"). */
 export class ApiError extends Error {
@@ -106,6 +110,16 @@ export class HubApi {
   async decide(id: string, decision: Decision, message: string | null = null): Promise<Approval> {
     const body: DecideApproval = { decision, message };
     return (await this.request<ApprovalResponse>("POST", `/api/approvals/${encodeURIComponent(id)}`, body)).approval;
+  }
+
+  async machines(): Promise<Machine[]> {
+    return (await this.request<MachineList>("GET", "/api/machines")).machines;
+  }
+
+  /** Starts a session on a machine through its runner; resolves with its id. */
+  async spawnSession(machineId: string, body: SpawnSession): Promise<string> {
+    const path = `/api/machines/${encodeURIComponent(machineId)}/sessions`;
+    return (await this.request<SpawnedSession>("POST", path, body)).session_id;
   }
 
   eventTicket(): Promise<EventTicket> {

@@ -105,8 +105,15 @@ export class HubStore {
     // stale below (one that arrives by event meanwhile is newer than the answer).
     const knownBefore = new Set(Object.keys(this.state.approvals));
     try {
-      const [sessions, approvals] = await Promise.all([this.api.sessions(), this.api.pendingApprovals()]);
+      const [sessions, approvals, machines] = await Promise.all([
+        this.api.sessions(),
+        this.api.pendingApprovals(),
+        this.api.machines(),
+      ]);
       let s = this.state;
+      // The snapshot is read after the event stream opened, so it is at least as
+      // new as any machine event received so far.
+      s = { ...s, machines: { ...s.machines, ...Object.fromEntries(machines.map((m) => [m.id, m])) } };
       const merged = { ...s.sessions };
       for (const sess of sessions) merged[sess.id] = newerSession(merged[sess.id], sess);
       s = { ...s, sessions: merged, sessionsLoaded: true, loadError: null };

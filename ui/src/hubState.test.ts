@@ -6,6 +6,7 @@ import {
   initialHubState,
   mergeMessages,
   pendingApprovals,
+  sortedMachines,
   visibleApprovals,
   type HubState,
 } from "./hubState";
@@ -96,5 +97,24 @@ describe("historyGapAfter", () => {
   });
   it("ignores histories that are not loaded yet", () => {
     expect(historyGapAfter({ ...emptyHistory }, 10)).toBeNull();
+  });
+});
+
+describe("machines", () => {
+  const machine = (id: string, name: string, state: "online" | "offline") => ({
+    id,
+    name,
+    state,
+    runner: state === "online" ? { pid: 1, version: "0.1.0", started_at: "2026-11-25T00:00:00.000Z" } : null,
+    last_seen: null,
+    created_at: "2026-11-25T00:00:00.000Z",
+  });
+  it("follows machine events and lists online machines first", () => {
+    let s = applyHubEvent(initialHubState, { seq: 1, type: "machine", machine: machine("a", "alpha", "offline") }, 0);
+    s = applyHubEvent(s, { seq: 2, type: "machine", machine: machine("b", "beta", "online") }, 0);
+    expect(sortedMachines(s).map((m) => m.id)).toEqual(["b", "a"]);
+    s = applyHubEvent(s, { seq: 3, type: "machine", machine: machine("b", "beta", "offline") }, 0);
+    expect(s.machines.b.state).toBe("offline");
+    expect(sortedMachines(s).map((m) => m.id)).toEqual(["a", "b"]);
   });
 });

@@ -2,6 +2,7 @@
 // each session's history. Pure functions only; hub.ts owns the mutable store.
 import type { Approval } from "./generated/Approval";
 import type { HubEvent } from "./generated/HubEvent";
+import type { Machine } from "./generated/Machine";
 import type { Message } from "./generated/Message";
 import type { Session } from "./generated/Session";
 import type { ConnectionStatus } from "./events";
@@ -19,6 +20,8 @@ export interface SessionHistory {
 
 export interface HubState {
   sessions: Record<string, Session>;
+  /** Machines and their runners' state (kept live by machine events). */
+  machines: Record<string, Machine>;
   sessionsLoaded: boolean;
   approvals: Record<string, Approval>;
   /** Local time (ms) an approval was seen decided; drives the fade-out. */
@@ -30,6 +33,7 @@ export interface HubState {
 
 export const initialHubState: HubState = {
   sessions: {},
+  machines: {},
   sessionsLoaded: false,
   approvals: {},
   decidedSeenAt: {},
@@ -123,8 +127,7 @@ export function applyHubEvent(state: HubState, event: HubEvent, now: number): Hu
       return next;
     }
     case "machine":
-      // Machines (runners) are not shown yet; the runner issue adds them.
-      return state;
+      return { ...state, machines: { ...state.machines, [event.machine.id]: event.machine } };
   }
 }
 
@@ -164,4 +167,10 @@ export function visibleApprovals(state: HubState, sessionId: string, now: number
           (state.decidedSeenAt[a.id] !== undefined && now - state.decidedSeenAt[a.id] < keepMs)),
     )
     .sort((a, b) => a.created_at.localeCompare(b.created_at));
+}
+
+/** Machines, online ones first, then by name. */
+export function sortedMachines(state: HubState): Machine[] {
+  const rank = (m: Machine) => (m.state === "online" ? 0 : 1);
+  return Object.values(state.machines).sort((a, b) => rank(a) - rank(b) || a.name.localeCompare(b.name));
 }

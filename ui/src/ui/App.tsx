@@ -3,6 +3,7 @@ import { adoptTokenFromLocation, clearToken, loadToken, storeToken } from "../au
 import { HubStore, useHubState } from "../hub";
 import { pendingApprovals } from "../hubState";
 import { SignIn } from "./SignIn";
+import { MachineList } from "./MachineList";
 import { SessionList } from "./SessionList";
 import { SessionView } from "./SessionView";
 import { ConnectionBadge } from "./ConnectionBadge";
@@ -109,6 +110,7 @@ function SignedIn(props: { token: string; onUnauthorized: () => void; onSignOut:
       <div class="panes">
         <aside class="list-pane" aria-label="Sessions">
           <SessionList state={state} selectedId={route} onRetry={() => void store.loadSnapshot()} />
+          <MachineList store={store} state={state} />
         </aside>
         <main class="detail-pane">
           {route ? (
