@@ -55,6 +55,9 @@ pub async fn run(args: ClaudeArgs) -> Result<i32> {
     let created = hub.create_session(AgentKind::Claude, &cwd.to_string_lossy()).await?;
     // The session id is the first line of stdout, for scripts and the runner.
     println!("{}", created.session.id);
+    // Report to the runner (starting it unless HAPI_NO_RUNNER_AUTOSTART=1), in
+    // the background: the session never waits for, or fails because of, it.
+    tokio::spawn(crate::runner::announce_session(created.session.id.clone()));
 
     let logs = hapi_hub::HubConfig::from_env()?.home.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;

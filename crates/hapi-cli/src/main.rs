@@ -1,7 +1,8 @@
-//! `hapi`: run the hub, print credentials, and run agent sessions.
+//! `hapi`: run the hub, print credentials, run agent sessions, and manage the runner.
 mod claude;
 mod hub;
 mod hub_client;
+mod runner;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -24,6 +25,11 @@ enum Command {
     },
     /// Run a Claude Code session driven through the hub, in the foreground.
     Claude(claude::ClaudeArgs),
+    /// The runner: a background daemon that keeps sessions alive and tracks them.
+    Runner {
+        #[command(subcommand)]
+        command: runner::RunnerCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -47,6 +53,11 @@ fn main() -> Result<()> {
         } => hub::print_token(),
         Command::Claude(args) => {
             let code = runtime.block_on(claude::run(args))?;
+            std::process::exit(code);
+        }
+        Command::Runner { command } => {
+            let code = runtime.block_on(runner::run(command))?;
+            drop(runtime);
             std::process::exit(code);
         }
     }

@@ -1,0 +1,177 @@
+//! The runner's HTTP control server on 127.0.0.1 (random port, in the state
+//! file). Every request needs `Authorization: Bearer <runner.token>`; the peer
+//! address is never trusted, because tunnelled traffic arrives from 127.0.0.1 too.
+//!
+//! | endpoint | body | answer |
+//! |---|---|---|
+//! | `POST /session-started` | `{sessionId, metadata: {hostPid, startedBy}}` | `{status: "ok"}` |
+//! | `POST /list` (or `GET`) | | `{children: [{sessionId, pid, startedBy}]}` |
+//! | `POST /stop-session` | `{sessionId}` (an id or `PID-n`) | `{success: true}` |
+//! | `POST /spawn-session` | `{directory, prompt?, agent?}` | `{sessionId, pid, logPath}` |
+//! | `POST /stop` | | `{status: "stopping"}` |
+//!
+//! Errors are `{error: {code, message}}`, like the hub's.
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::error::RunnerError;
+use crate::runner::RunnerHandle;
+use crate::sessions::{STARTED_BY_TERMINAL, SessionTarget, TrackedSession};
+use crate::spawn::SpawnRequest;
+
+/// Body of `session-started`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionStarted {
+    /// The hub's session id.
+    pub session_id: String,
+    /// Who and where.
+    pub metadata: SessionMetadata,
+}
+
+/// Metadata of `session-started`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionMetadata {
+    /// PID of the session's `hapi` process.
+    pub host_pid: u32,
+    /// `runner`, or (default) `hapi directly - likely by user from terminal`.
+    #[serde(default)]
+    pub started_by: Option<String>,
+}
+
+/// One entry of `list`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListedSession {
+    /// The hub's session id.
+    pub session_id: String,
+    /// Its process.
+    pub pid: u32,
+    /// Who started it.
+    pub started_by: String,
+}
+
+impl From<TrackedSession> for ListedSession {
+    fn from(s: TrackedSession) -> Self {
+        ListedSession {
+            session_id: s.session_id,
+            pid: s.pid,
+            started_by: s.started_by,
+        }
+    }
+}
+
+/// Answer of `list`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionList {
+    /// The tracked sessions.
+    pub children: Vec<ListedSession>,
+}
+
+/// Body of `stop-session`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StopSession {
+    /// A session id or `PID-n`.
+    pub session_id: String,
+}
+
+/// An error answer.
+struct ApiError(StatusCode, &'static str, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.1, "message": self.2}});
+        (self.0, Json(body)).into_response()
+    }
+}
+
+impl From<RunnerError> for ApiError {
+    fn from(e: RunnerError) -> Self {
+        match e {
+            RunnerError::UnknownSession(_) => ApiError(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+            RunnerError::Refused { message, .. } => ApiError(StatusCode::BAD_REQUEST, "bad_request", message),
+            RunnerError::Spawn(_) => ApiError(StatusCode::UNPROCESSABLE_ENTITY, "spawn_failed", e.to_string()),
+            _ => ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+        }
+    }
+}
+
+/// The control server's routes.
+pub fn router(handle: RunnerHandle) -> Router {
+    Router::new()
+        .route("/session-started", post(session_started))
+        .route("/list", post(list).get(list))
+        .route("/stop-session", post(stop_session))
+        .route("/spawn-session", post(spawn_session))
+        .route("/stop", post(stop))
+        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "not_found", "no such endpoint".into()) })
+        .layer(axum::middleware::from_fn_with_state(handle.clone(), authorise))
+        .with_state(handle)
+}
+
+/// Constant-time comparison, so the token cannot be guessed byte by byte.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn authorise(State(handle): State<RunnerHandle>, request: Request, next: Next) -> Response {
+    let given = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(token) if same(token.as_bytes(), handle.token().as_bytes()) => next.run(request).await,
+        _ => ApiError(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong runner token (see $HAPI_HOME/runner.token)".into(),
+        )
+        .into_response(),
+    }
+}
+
+async fn session_started(
+    State(handle): State<RunnerHandle>,
+    Json(body): Json<SessionStarted>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let started_by = body.metadata.started_by.as_deref().unwrap_or(STARTED_BY_TERMINAL);
+    handle.session_started(&body.session_id, body.metadata.host_pid, started_by)?;
+    Ok(Json(json!({"status": "ok"})))
+}
+
+async fn list(State(handle): State<RunnerHandle>) -> Json<SessionList> {
+    Json(SessionList {
+        children: handle.sessions().into_iter().map(ListedSession::from).collect(),
+    })
+}
+
+async fn stop_session(
+    State(handle): State<RunnerHandle>,
+    Json(body): Json<StopSession>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    handle.stop_session(&SessionTarget::parse(&body.session_id)).await?;
+    Ok(Json(json!({"success": true})))
+}
+
+async fn spawn_session(
+    State(handle): State<RunnerHandle>,
+    Json(body): Json<SpawnRequest>,
+) -> Result<Json<crate::spawn::SpawnedSession>, ApiError> {
+    Ok(Json(handle.spawn_session(body).await?))
+}
+
+async fn stop(State(handle): State<RunnerHandle>) -> Json<serde_json::Value> {
+    tracing::info!("stop requested through the control server");
+    handle.request_stop();
+    Json(json!({"status": "stopping"}))
+}

@@ -1,0 +1,373 @@
+//! The runner itself: taking the lock (or taking over from an older runner),
+//! tracking and spawning sessions, serving the control server, beating, and
+//! shutting down cleanly.
+//!
+//! [`RunnerHandle`] is the seam for everything that drives a runner: the control
+//! server uses it today, and the hub link will call the same methods for the
+//! hub's spawn-session, stop-session and stop-runner RPCs. [`HubLink`] is the
+//! seam the other way: what the runner tells the hub.
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{oneshot, watch};
+
+use crate::client::ControlClient;
+use crate::config::RunnerConfig;
+use crate::error::{Result, RunnerError};
+use crate::heartbeat::{Beat, Heartbeat};
+use crate::lock::{LockOutcome, RunnerLock};
+use crate::process::ProcessId;
+use crate::sessions::{SessionRegistry, SessionTarget, TrackedSession};
+use crate::spawn::{SpawnRequest, SpawnedSession, session_command, session_log_path};
+use crate::state::{RunnerState, load_or_create_token, mtime_ms, now_rfc3339, remove_if_present, state_path};
+
+/// What the runner tells the hub. The hub link (machine WebSocket, a later
+/// step) implements it; every method has a do-nothing default.
+pub trait HubLink: Send + Sync + 'static {
+    /// A session started being tracked.
+    fn session_started(&self, _session: &TrackedSession) {}
+    /// A session ended or was stopped.
+    fn session_ended(&self, _session: &TrackedSession) {}
+    /// The runner is shutting down ("shutting-down" state on the hub).
+    fn shutting_down(&self) {}
+}
+
+/// No hub link: the runner works locally only.
+pub struct NoHubLink;
+
+impl HubLink for NoHubLink {}
+
+struct Shared {
+    config: RunnerConfig,
+    token: String,
+    registry: SessionRegistry,
+    link: Arc<dyn HubLink>,
+    /// Spawned sessions waiting to report themselves, by PID.
+    pending: Mutex<HashMap<u32, oneshot::Sender<String>>>,
+    stop: watch::Sender<bool>,
+}
+
+/// Drives a running runner; cheap to clone.
+#[derive(Clone)]
+pub struct RunnerHandle(Arc<Shared>);
+
+impl RunnerHandle {
+    /// The runner's configuration.
+    pub fn config(&self) -> &RunnerConfig {
+        &self.0.config
+    }
+
+    /// The control token.
+    pub fn token(&self) -> &str {
+        &self.0.token
+    }
+
+    /// The tracked sessions.
+    pub fn sessions(&self) -> Vec<TrackedSession> {
+        self.0.registry.list()
+    }
+
+    /// Records a session that reported itself (`session-started`).
+    pub fn session_started(&self, session_id: &str, pid: u32, started_by: &str) -> Result<TrackedSession> {
+        let process = ProcessId::of(pid).ok_or_else(|| RunnerError::Refused {
+            code: "bad_request".into(),
+            message: format!("process {pid} is not running"),
+        })?;
+        let session = TrackedSession {
+            session_id: session_id.to_owned(),
+            pid,
+            pid_start_time: process.start_time,
+            started_by: started_by.to_owned(),
+            tracked_since: now_rfc3339(),
+        };
+        tracing::info!(session = session_id, pid, started_by, "Session reported");
+        self.0.registry.add(session.clone());
+        self.0.link.session_started(&session);
+        if let Some(waiter) = self.0.pending.lock().expect("pending lock").remove(&pid) {
+            let _ = waiter.send(session_id.to_owned());
+        }
+        Ok(session)
+    }
+
+    /// Stops a tracked session: SIGTERM to its process group, SIGKILL after the
+    /// grace period. The PID's start time is checked before every signal, so a
+    /// reused PID is never signalled.
+    pub async fn stop_session(&self, target: &SessionTarget) -> Result<TrackedSession> {
+        let session = self
+            .0
+            .registry
+            .find(target)
+            .ok_or_else(|| RunnerError::UnknownSession(target.to_string()))?;
+        tracing::info!(session = %session.session_id, pid = session.pid, "stopping session");
+        let gone = session.process().terminate(self.0.config.stop_grace).await;
+        if !gone {
+            tracing::warn!(session = %session.session_id, pid = session.pid, "session process did not exit");
+        }
+        self.0.registry.remove(&session.session_id);
+        self.0.link.session_ended(&session);
+        Ok(session)
+    }
+
+    /// Starts `hapi claude` detached for `request`, and waits until the new
+    /// session reports itself; returns its id and PID.
+    pub async fn spawn_session(&self, request: SpawnRequest) -> Result<SpawnedSession> {
+        let config = &self.0.config;
+        let log_path = session_log_path(&config.home)?;
+        let mut cmd = session_command(&config.cli_path, &request, &log_path)?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| RunnerError::Spawn(format!("cannot run {}: {e}", config.cli_path.display())))?;
+        let pid = child
+            .id()
+            .ok_or_else(|| RunnerError::Spawn("the session exited at once".into()))?;
+        tracing::info!(pid, dir = %request.directory.display(), log = %log_path.display(), "spawned session");
+        let (tx, rx) = oneshot::channel();
+        self.0.pending.lock().expect("pending lock").insert(pid, tx);
+        // It may have reported itself before the waiter was registered.
+        let early = self.sessions().into_iter().find(|s| s.pid == pid).map(|s| s.session_id);
+        let outcome = match early {
+            Some(id) => Ok(id),
+            None => tokio::select! {
+                id = rx => id.map_err(|_| "the runner is stopping".to_owned()),
+                status = child.wait() => Err(match status {
+                    Ok(status) => format!("the session exited ({status}) before reporting itself"),
+                    Err(e) => format!("cannot wait for the session: {e}"),
+                }),
+                () = tokio::time::sleep(config.spawn_timeout) => {
+                    Err(format!("the session did not report itself within {:?}", config.spawn_timeout))
+                }
+            },
+        };
+        self.0.pending.lock().expect("pending lock").remove(&pid);
+        match outcome {
+            Ok(session_id) => {
+                // Reap it when it ends, so a finished session is never a zombie.
+                tokio::spawn(async move {
+                    let _ = child.wait().await;
+                });
+                Ok(SpawnedSession {
+                    session_id,
+                    pid,
+                    log_path,
+                })
+            }
+            Err(reason) => {
+                if let Some(process) = ProcessId::of(pid) {
+                    process.terminate(config.stop_grace).await;
+                }
+                let _ = child.wait().await;
+                Err(RunnerError::Spawn(format!("{reason}; see {}", log_path.display())))
+            }
+        }
+    }
+
+    /// Asks the runner to shut down (sessions keep running).
+    pub fn request_stop(&self) {
+        self.0.stop.send_replace(true);
+    }
+
+    pub(crate) fn prune(&self) {
+        for session in self.0.registry.prune() {
+            tracing::info!(session = %session.session_id, pid = session.pid, "session process is gone; no longer tracked");
+            self.0.link.session_ended(&session);
+        }
+    }
+}
+
+/// What [`Runner::start`] found.
+pub enum StartOutcome {
+    /// This process is the runner now.
+    Started(Runner),
+    /// A runner with the same identity (version and binary mtime) is running.
+    AlreadyRunning {
+        /// Its state.
+        state: RunnerState,
+    },
+}
+
+/// Why [`Runner::run`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitReason {
+    /// Stopped on request or by the shutdown future; state and lock removed.
+    Stopped,
+    /// Another runner owns the state file now; nothing was removed.
+    Superseded,
+}
+
+/// A started runner, holding the lock and its control server's socket.
+pub struct Runner {
+    handle: RunnerHandle,
+    lock: RunnerLock,
+    listener: tokio::net::TcpListener,
+    state: RunnerState,
+}
+
+/// How long to wait for a lock holder to write its state file.
+const HOLDER_STATE_WAIT: Duration = Duration::from_secs(15);
+/// How long an old runner has to exit after being asked to stop.
+const TAKEOVER_WAIT: Duration = Duration::from_secs(15);
+
+impl Runner {
+    /// Becomes the runner of `config.home`: takes the lock (recovering a stale
+    /// one), or, if a runner of another identity holds it, stops that runner
+    /// and takes over. Re-adopts the live sessions, binds the control server
+    /// and writes the state file.
+    pub async fn start(config: RunnerConfig, link: Arc<dyn HubLink>) -> Result<StartOutcome> {
+        crate::state::create_home(&config.home)?;
+        let token = load_or_create_token(&config.home)?;
+        let mtime = mtime_ms(&config.cli_path)?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let lock = loop {
+            let home = config.home.clone();
+            let outcome = tokio::task::spawn_blocking(move || RunnerLock::try_acquire(&home))
+                .await
+                .expect("lock task")?;
+            let holder = match outcome {
+                LockOutcome::Acquired(lock) => break lock,
+                LockOutcome::Held(holder) => holder,
+            };
+            if Instant::now() > deadline {
+                return Err(RunnerError::AlreadyRunning { pid: holder.pid });
+            }
+            let Some(state) = wait_for_holder_state(&config, holder).await? else {
+                continue;
+            };
+            if state.started_with_cli_version == config.cli_version && state.started_with_cli_mtime_ms == mtime {
+                return Ok(StartOutcome::AlreadyRunning { state });
+            }
+            tracing::info!(
+                old_pid = state.pid,
+                old_version = %state.started_with_cli_version,
+                old_mtime_ms = state.started_with_cli_mtime_ms,
+                new_version = %config.cli_version,
+                new_mtime_ms = mtime,
+                "version mismatch with the running runner: taking over"
+            );
+            let client = ControlClient::new(state.http_port, &token, Duration::from_secs(10));
+            if let Err(e) = client.stop().await {
+                tracing::warn!("cannot ask the old runner to stop: {e}");
+            }
+            if !holder.wait_gone(TAKEOVER_WAIT).await {
+                tracing::warn!(pid = holder.pid, "the old runner did not stop; terminating it");
+                holder.terminate(config.stop_grace).await;
+            }
+        };
+        let registry = SessionRegistry::load(&config.home)?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(RunnerError::Listen)?;
+        let port = listener.local_addr().map_err(RunnerError::Listen)?.port();
+        let now = now_rfc3339();
+        let state = RunnerState {
+            pid: std::process::id(),
+            http_port: port,
+            start_time: now.clone(),
+            started_with_cli_version: config.cli_version.clone(),
+            started_with_cli_mtime_ms: mtime,
+            last_heartbeat: now,
+            runner_log_path: config.log_path.display().to_string(),
+        };
+        state.write(&config.home)?;
+        tracing::info!(pid = state.pid, port, version = %config.cli_version, mtime_ms = mtime, sessions = registry.list().len(), "runner started");
+        let (stop, _) = watch::channel(false);
+        let handle = RunnerHandle(Arc::new(Shared {
+            config,
+            token,
+            registry,
+            link,
+            pending: Mutex::new(HashMap::new()),
+            stop,
+        }));
+        Ok(StartOutcome::Started(Runner {
+            handle,
+            lock,
+            listener,
+            state,
+        }))
+    }
+
+    /// The handle for this runner.
+    pub fn handle(&self) -> RunnerHandle {
+        self.handle.clone()
+    }
+
+    /// The state file as written at start.
+    pub fn state(&self) -> &RunnerState {
+        &self.state
+    }
+
+    /// Serves the control server and beats until stopped (control `stop`,
+    /// [`RunnerHandle::request_stop`] or `shutdown`) or superseded.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<ExitReason> {
+        let Runner {
+            handle,
+            lock,
+            listener,
+            state,
+        } = self;
+        let mut server_stop = handle.0.stop.subscribe();
+        let app = crate::control::router(handle.clone());
+        let server = tokio::spawn(
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = server_stop.wait_for(|stop| *stop).await;
+                })
+                .into_future(),
+        );
+        let mut stop = handle.0.stop.subscribe();
+        let mut heartbeat = Heartbeat::new(handle.clone(), state);
+        let beats = async {
+            let mut ticks = tokio::time::interval(handle.config().heartbeat_interval);
+            // A slow cycle makes the next tick late: it is skipped, never overlapped.
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                if heartbeat.beat().await == Beat::Lost {
+                    return;
+                }
+            }
+        };
+        let reason = tokio::select! {
+            () = shutdown => ExitReason::Stopped,
+            _ = stop.wait_for(|stop| *stop) => ExitReason::Stopped,
+            () = beats => ExitReason::Superseded,
+        };
+        tracing::info!(?reason, "runner shutting down; sessions keep running");
+        handle.0.link.shutting_down();
+        handle.request_stop();
+        if tokio::time::timeout(Duration::from_secs(5), server).await.is_err() {
+            tracing::warn!("the control server did not stop within 5 s");
+        }
+        if reason == ExitReason::Stopped {
+            let home = &handle.config().home;
+            if matches!(RunnerState::read(home), Ok(Some(s)) if s.pid == std::process::id()) {
+                remove_if_present(&state_path(home));
+            }
+            lock.release();
+        }
+        tracing::info!("runner stopped");
+        Ok(reason)
+    }
+}
+
+/// Waits for the lock holder's state file; `None` if the holder died meanwhile.
+async fn wait_for_holder_state(config: &RunnerConfig, holder: ProcessId) -> Result<Option<RunnerState>> {
+    let deadline = Instant::now() + HOLDER_STATE_WAIT;
+    loop {
+        if let Some(state) = RunnerState::read(&config.home).ok().flatten()
+            && state.pid == holder.pid
+        {
+            return Ok(Some(state));
+        }
+        if !holder.is_alive() {
+            return Ok(None);
+        }
+        if Instant::now() > deadline {
+            return Err(RunnerError::AlreadyRunning { pid: holder.pid });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
