@@ -293,3 +293,30 @@ pub fn agent_texts(messages: &[Value]) -> Vec<String> {
         .map(|m| m["update"]["text"].as_str().unwrap().to_owned())
         .collect()
 }
+
+/// PIDs of this user's live processes whose environment has `name=value`
+/// (e.g. every process started with one test's `HAPI_HOME`). Zombies have no
+/// readable environment and are not listed.
+pub fn pids_with_env(name: &str, value: &str) -> Vec<u32> {
+    let needle = format!("{name}={value}");
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .map(|env| env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// The command line of a process, arguments joined by spaces.
+pub fn cmdline(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim().to_owned())
+        .unwrap_or_default()
+}
