@@ -316,6 +316,18 @@ fn start_writes_state_and_lock_and_a_second_start_exits_at_once() {
     });
     assert_eq!(status, 401);
     assert_eq!(body["error"]["code"], "unauthorized");
+    let (status, body) = env.control("/stop-session", json!({"id": 1}));
+    assert_eq!((status, &body["error"]["code"]), (400, &json!("bad_request")), "{body}");
+    let (status, body) = env.control("/spawn-session", json!({"directory": "/no/such/dir"}));
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (422, &json!("spawn_failed")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("/no/such/dir"),
+        "{body}"
+    );
     env.finish();
 }
 
@@ -426,7 +438,11 @@ fn a_touched_binary_makes_the_runner_replace_itself_and_sessions_survive() {
         (state["pid"].as_u64()? as u32 != old && state["startedWithCliMtimeMs"].as_u64()? == touched_ms)
             .then_some(state)
     });
-    eprintln!("replaced after {:?}", touched.elapsed());
+    let took = touched.elapsed();
+    eprintln!("replaced after {took:?}");
+    // Detection takes at most one heartbeat; the rest is starting the new runner
+    // and stopping the old one, slow on a loaded 2-core machine.
+    assert!(took < Duration::from_secs(20), "replaced only after {took:?}");
     let new = state["pid"].as_u64().unwrap() as u32;
     poll("the old runner to exit", Duration::from_secs(20), || {
         (!alive(old)).then_some(())
@@ -453,8 +469,10 @@ fn a_session_killed_from_outside_is_pruned_within_one_heartbeat() {
         env.list().is_empty().then_some(())
     });
     let took = killed.elapsed();
+    eprintln!("pruned after {took:?}");
+    // One heartbeat plus slack for a loaded 2-core machine (the `list` calls included).
     assert!(
-        took < Duration::from_millis(HEARTBEAT_MS * 4),
+        took < Duration::from_millis(HEARTBEAT_MS * 5),
         "{id} pruned after {took:?}"
     );
     env.finish();

@@ -11,6 +11,7 @@
 //! | `POST /stop` | | `{status: "stopping"}` |
 //!
 //! Errors are `{error: {code, message}}`, like the hub's.
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
@@ -94,6 +95,12 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<JsonRejection> for ApiError {
+    fn from(e: JsonRejection) -> Self {
+        ApiError(StatusCode::BAD_REQUEST, "bad_request", e.body_text())
+    }
+}
+
 impl From<RunnerError> for ApiError {
     fn from(e: RunnerError) -> Self {
         match e {
@@ -142,8 +149,9 @@ async fn authorise(State(handle): State<RunnerHandle>, request: Request, next: N
 
 async fn session_started(
     State(handle): State<RunnerHandle>,
-    Json(body): Json<SessionStarted>,
+    body: Result<Json<SessionStarted>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let Json(body) = body?;
     let started_by = body.metadata.started_by.as_deref().unwrap_or(STARTED_BY_TERMINAL);
     handle.session_started(&body.session_id, body.metadata.host_pid, started_by)?;
     Ok(Json(json!({"status": "ok"})))
@@ -157,16 +165,18 @@ async fn list(State(handle): State<RunnerHandle>) -> Json<SessionList> {
 
 async fn stop_session(
     State(handle): State<RunnerHandle>,
-    Json(body): Json<StopSession>,
+    body: Result<Json<StopSession>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let Json(body) = body?;
     handle.stop_session(&SessionTarget::parse(&body.session_id)).await?;
     Ok(Json(json!({"success": true})))
 }
 
 async fn spawn_session(
     State(handle): State<RunnerHandle>,
-    Json(body): Json<SpawnRequest>,
+    body: Result<Json<SpawnRequest>, JsonRejection>,
 ) -> Result<Json<crate::spawn::SpawnedSession>, ApiError> {
+    let Json(body) = body?;
     Ok(Json(handle.spawn_session(body).await?))
 }
 

@@ -61,6 +61,7 @@ impl Heartbeat {
             Err(e) => tracing::warn!("{e}; writing it again"),
         }
         self.state.last_heartbeat = now_rfc3339();
+        tracing::debug!(sessions = self.handle.sessions().len(), "heartbeat");
         if let Err(e) = self.state.write(&config.home) {
             tracing::warn!("cannot record the heartbeat: {e}");
         }

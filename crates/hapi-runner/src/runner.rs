@@ -82,7 +82,7 @@ impl RunnerHandle {
             started_by: started_by.to_owned(),
             tracked_since: now_rfc3339(),
         };
-        tracing::info!(session = session_id, pid, started_by, "Session reported");
+        tracing::info!(session = session_id, pid, started_by, "[RUNNER RUN] Session reported");
         self.0.registry.add(session.clone());
         self.0.link.session_started(&session);
         if let Some(waiter) = self.0.pending.lock().expect("pending lock").remove(&pid) {
