@@ -64,6 +64,8 @@ async fn run_rate(args: &E2eArgs, rate: u64, mode: HubMode, bins: &Bins) -> Resu
             .env("FAKE_CLAUDE_COUNT", count.to_string())
             .env_remove("HAPI_HUB_URL")
             .env_remove("CLI_API_TOKEN")
+            // A benchmark must not leave a runner daemon behind in its temp home.
+            .env("HAPI_NO_RUNNER_AUTOSTART", "1")
             .env("HAPI_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -132,7 +132,11 @@ async fn foreground(log_file: Option<PathBuf>) -> Result<i32> {
     let home = home()?;
     let log = match log_file {
         Some(log) => log,
-        None => hapi_runner::new_log_path(&home)?,
+        None => {
+            let log = hapi_runner::new_log_path(&home)?;
+            eprintln!("Runner log: {}", log.display());
+            log
+        }
     };
     let file = std::fs::OpenOptions::new()
         .create(true)
