@@ -611,3 +611,111 @@ fn hapi_claude_starts_the_runner_and_reports_itself() {
     session.stop();
     env.finish();
 }
+
+/// Issue 3's end-to-end path: the hub's API starts a real Claude Code session on
+/// this machine through the runner's link, and it is prompted, approved and done.
+#[test]
+fn the_hub_starts_a_real_claude_session_through_the_runner() {
+    let mut env = Env::new();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let model = rt
+        .block_on(hapi_testkit::start_fake_anthropic(hapi_testkit::Script::default()))
+        .unwrap();
+    let agent_home = env.dir.path().join("agent-home");
+    std::fs::create_dir_all(&agent_home).unwrap();
+    // The runner's environment is what its sessions inherit.
+    let out = env
+        .cmd()
+        .args(["runner", "start"])
+        .env("HAPI_CLAUDE_PATH", hapi_e2e::claude_path())
+        .env("HOME", &agent_home)
+        .env("ANTHROPIC_BASE_URL", model.url())
+        .env("ANTHROPIC_API_KEY", "sk-test")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .env_remove("IS_SANDBOX")
+        .env_remove("ANTHROPIC_AUTH_TOKEN")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let runner = env.runner_pid();
+    let work = env.dir.path().join("remote-work");
+    std::fs::create_dir_all(&work).unwrap();
+
+    let hub = env.hub.take().unwrap();
+    let (session_id, machine_id) = rt.block_on(async {
+        // The runner links this machine to the hub.
+        let machine = hapi_e2e::wait("the machine to come online", || async {
+            let list = hub.get("/api/machines").await;
+            list["machines"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["state"] == "online")
+                .cloned()
+        })
+        .await;
+        assert_eq!(machine["runner"]["pid"], runner);
+        let machine_id = machine["id"].as_str().unwrap().to_owned();
+
+        let (status, body) = hub
+            .post(
+                &format!("/api/machines/{machine_id}/sessions"),
+                json!({"agent": "claude", "cwd": work, "prompt": "do it"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let session_id = body["session_id"].as_str().unwrap().to_owned();
+
+        let approval = hub.pending_approval(&session_id).await;
+        let (status, _) = hub
+            .post(
+                &format!("/api/approvals/{}", approval["id"].as_str().unwrap()),
+                json!({"decision": "allow_once"}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        let messages = hub.wait_turns(&session_id, 1).await;
+        assert_eq!(
+            hapi_e2e::agent_texts(&messages).last().unwrap(),
+            "Done: wrote hello to out.txt."
+        );
+
+        // A missing directory is refused with the runner's reason.
+        let (status, body) = hub
+            .post(
+                &format!("/api/machines/{machine_id}/sessions"),
+                json!({"agent": "claude", "cwd": work.join("missing")}),
+            )
+            .await;
+        assert_eq!(status, 502, "{body}");
+        assert_eq!(body["error"]["code"], "runner_failed");
+        assert!(body["error"]["message"].as_str().unwrap().contains("missing"), "{body}");
+        (session_id, machine_id)
+    });
+    assert_eq!(std::fs::read_to_string(work.join("out.txt")).unwrap(), "hello\n");
+    let listed = env.list();
+    assert!(
+        listed.iter().any(|(id, _, by)| id == &session_id && by == "runner"),
+        "{listed:?}"
+    );
+    env.sessions.extend(listed.iter().map(|(_, pid, _)| *pid));
+
+    // Stopping the runner tells the hub; the session keeps running.
+    env.ok(&["runner", "stop"]);
+    rt.block_on(async {
+        hapi_e2e::wait("the machine to go offline", || async {
+            let m = hub.get(&format!("/api/machines/{machine_id}")).await;
+            (m["machine"]["state"] != "online").then_some(())
+        })
+        .await;
+        let s = hub.get(&format!("/api/sessions/{session_id}")).await;
+        assert_eq!(s["session"]["state"], "idle", "the session outlives its runner");
+    });
+    env.hub = Some(hub);
+    rt.block_on(model.shutdown());
+    env.finish();
+}

@@ -5,21 +5,7 @@ use std::net::SocketAddr;
 use anyhow::{Context as _, Result};
 use clap::Args;
 use hapi_hub::{AppState, HubConfig};
-use serde::{Deserialize, Serialize};
-
-/// File in `$HAPI_HOME` that tells other `hapi` commands where the hub listens.
-pub const HUB_STATE_FILE: &str = "hub.json";
-
-/// What `hub.json` holds.
-#[derive(Serialize, Deserialize)]
-pub struct HubStateFile {
-    /// Base URL, e.g. `http://127.0.0.1:3006`.
-    pub url: String,
-    /// PID of the hub process.
-    pub pid: u32,
-    /// RFC 3339.
-    pub started_at: String,
-}
+use hapi_protocol::{HUB_STATE_FILE, HubStateFile};
 
 #[derive(Args)]
 pub struct HubArgs {

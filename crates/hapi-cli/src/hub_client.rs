@@ -5,8 +5,6 @@ use anyhow::{Context as _, Result, bail};
 use hapi_hub::HubConfig;
 use hapi_protocol::{AgentKind, CreateSession, CreatedSession, ErrorResponse};
 
-use crate::hub::{HUB_STATE_FILE, HubStateFile};
-
 /// A hub address and the owner token for it.
 pub struct HubClient {
     pub url: String,
@@ -16,29 +14,11 @@ pub struct HubClient {
 
 impl HubClient {
     pub fn discover() -> Result<Self> {
-        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let config = HubConfig::from_env().context("invalid configuration")?;
-        let url = match env("HAPI_HUB_URL") {
-            Some(url) => url.trim_end_matches('/').to_owned(),
-            None => {
-                let path = config.home.join(HUB_STATE_FILE);
-                let text = std::fs::read_to_string(&path).with_context(|| {
-                    format!("no running hub found ({} is missing): start one with `hapi hub`, or set HAPI_HUB_URL and CLI_API_TOKEN", path.display())
-                })?;
-                let state: HubStateFile =
-                    serde_json::from_str(&text).with_context(|| format!("{} is not valid", path.display()))?;
-                state.url
-            }
-        };
-        let token = match config.owner_token {
-            Some(token) => token,
-            None => std::fs::read_to_string(hapi_hub::auth::owner_token_path(&config.home))
-                .map(|t| t.trim().to_owned())
-                .with_context(|| format!("no owner token in {}; set CLI_API_TOKEN", config.home.display()))?,
-        };
+        let home = HubConfig::from_env().context("invalid configuration")?.home;
+        let target = hapi_runner::HubTarget::discover(&home)?;
         Ok(HubClient {
-            url,
-            token,
+            url: target.url,
+            token: target.token,
             http: reqwest::Client::new(),
         })
     }

@@ -1,14 +1,14 @@
 //! `hapi runner …`: start, stop and inspect the runner daemon of `$HAPI_HOME`,
 //! and the hooks `hapi claude` uses to report itself (and start the runner).
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use clap::Subcommand;
+use hapi_protocol::RunnerInfo;
 use hapi_runner::{
-    ControlClient, ExitReason, NoHubLink, ProcessId, Runner, RunnerConfig, RunnerError, RunnerLock, RunnerState,
-    STARTED_BY_ENV, STARTED_BY_RUNNER, STARTED_BY_TERMINAL, StartOutcome, detached_command, live_state, mtime_ms,
+    ControlClient, ExitReason, ProcessId, Runner, RunnerConfig, RunnerError, RunnerLock, RunnerState, STARTED_BY_ENV,
+    STARTED_BY_RUNNER, STARTED_BY_TERMINAL, StartOutcome, detached_command, live_state, mtime_ms,
 };
 
 #[derive(Subcommand)]
@@ -155,9 +155,18 @@ async fn foreground(log_file: Option<PathBuf>) -> Result<i32> {
         heartbeat_ms = config.heartbeat_interval.as_millis() as u64,
         "[RUNNER RUN] starting"
     );
-    match Runner::start(config, Arc::new(NoHubLink)).await {
+    let (link, connection) = hapi_runner::hub_link(&config.home);
+    match Runner::start(config, link).await {
         Ok(StartOutcome::Started(runner)) => {
+            let info = RunnerInfo {
+                pid: runner.state().pid,
+                version: runner.state().started_with_cli_version.clone(),
+                started_at: runner.state().start_time.clone(),
+            };
+            let linked = tokio::spawn(connection.run(runner.handle(), hostname(), info));
             let reason = runner.run(crate::shutdown_signal()).await?;
+            // Give the link a moment to tell the hub that this runner is stopping.
+            let _ = tokio::time::timeout(Duration::from_secs(3), linked).await;
             if reason == ExitReason::Superseded {
                 tracing::info!("replaced by a newer runner");
             }
@@ -357,4 +366,12 @@ async fn announce(session_id: &str) -> Result<()> {
         .await?;
     tracing::debug!("session {session_id} reported to the runner");
     Ok(())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "this machine".into())
 }

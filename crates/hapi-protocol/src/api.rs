@@ -117,3 +117,19 @@ pub struct EventTicket {
     /// Seconds until it expires unused.
     pub expires_in_s: u64,
 }
+
+/// File name of [`HubStateFile`] inside `$HAPI_HOME`.
+pub const HUB_STATE_FILE: &str = "hub.json";
+
+/// `$HAPI_HOME/hub.json`: where the running hub listens. `hapi hub` writes it
+/// (temp file, then rename) and removes it on exit; `hapi claude` and the runner
+/// read it to find the hub.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HubStateFile {
+    /// Base URL, e.g. `http://127.0.0.1:3006`.
+    pub url: String,
+    /// PID of the hub process.
+    pub pid: u32,
+    /// RFC 3339.
+    pub started_at: String,
+}

@@ -61,6 +61,9 @@ pub enum RunnerError {
     /// A session could not be started.
     #[error("cannot start the session: {0}")]
     Spawn(String),
+    /// No hub could be found to link this machine to.
+    #[error("no hub to connect to: {0}")]
+    NoHub(String),
     /// The control server could not listen.
     #[error("cannot start the control server: {0}")]
     Listen(std::io::Error),

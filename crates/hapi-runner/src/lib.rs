@@ -9,8 +9,8 @@
 //!
 //! This crate is a library with no UI dependency: `hapi runner` runs it as a
 //! background process, and the desktop app can embed it in-process (taking the
-//! same lock and state file). The hub link (machine WebSocket and the hub's
-//! RPCs) plugs in through [`HubLink`] and [`RunnerHandle`].
+//! same lock and state file). The hub link ([`hub_link`]: the machine WebSocket
+//! and the hub's RPCs) plugs in through [`HubLink`] and [`RunnerHandle`].
 //!
 //! Files in `$HAPI_HOME`: `runner.state.json` (see [`RunnerState`]),
 //! `runner.state.json.lock` (see [`RunnerLock`]), `runner.token` (0600),
@@ -20,6 +20,7 @@ mod config;
 mod control;
 mod error;
 mod heartbeat;
+mod hub_link;
 mod lock;
 mod process;
 mod runner;
@@ -34,6 +35,7 @@ pub use config::{
 };
 pub use control::{ListedSession, SessionList, SessionMetadata, SessionStarted, StopSession, router};
 pub use error::{Result, RunnerError};
+pub use hub_link::{ALIVE_EVERY, HubConnection, HubTarget, WsHubLink, hub_link, machine_id};
 pub use lock::{LockOutcome, RunnerLock};
 pub use process::ProcessId;
 pub use runner::{ExitReason, HubLink, NoHubLink, Runner, RunnerHandle, StartOutcome};
