@@ -26,6 +26,15 @@ pub enum ErrorCode {
     RunnerFailed,
     /// The runner did not answer in time.
     RunnerTimeout,
+    /// The session's directory does not exist (the hub then asks whether to create it).
+    DirectoryMissing,
+    /// The directory is outside the machine's workspace roots.
+    DirectoryOutsideRoots,
+    /// The directory cannot be used or created; the message names the cause
+    /// (permission denied, a file in the way, disk full, read-only filesystem).
+    DirectoryUnusable,
+    /// A git worktree could not be created.
+    WorktreeFailed,
     /// Something failed inside the hub; the request may be retried.
     Internal,
 }

@@ -89,6 +89,14 @@ pub struct SpawnSession {
     /// First prompt.
     #[serde(default)]
     pub prompt: Option<String>,
+    /// Create `cwd` if it does not exist. The hub sets this only after a person
+    /// approved the creation; a spawn without it fails with `directory_missing`.
+    #[serde(default)]
+    pub create_directory: bool,
+    /// Run the session in a new git worktree of the repository at `cwd`, on a new
+    /// branch of this name.
+    #[serde(default)]
+    pub worktree_branch: Option<String>,
 }
 
 /// Answer to [`SpawnSession`].

@@ -16,4 +16,14 @@ cwd: string,
 /**
  * First prompt.
  */
-prompt: string | null, };
+prompt: string | null, 
+/**
+ * Create `cwd` if it does not exist. The hub sets this only after a person
+ * approved the creation; a spawn without it fails with `directory_missing`.
+ */
+create_directory: boolean, 
+/**
+ * Run the session in a new git worktree of the repository at `cwd`, on a new
+ * branch of this name.
+ */
+worktree_branch: string | null, };

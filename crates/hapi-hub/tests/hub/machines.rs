@@ -88,7 +88,9 @@ async fn spawn_session_is_relayed_to_the_runner_and_its_answer_returned() {
         MachineRpc::SpawnSession(SpawnSession {
             agent: AgentKind::Claude,
             cwd: "/work".into(),
-            prompt: Some("hi".into())
+            prompt: Some("hi".into()),
+            create_directory: false,
+            worktree_branch: None,
         })
     );
     let answer = MachineFrame::RpcResult {
