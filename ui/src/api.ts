@@ -15,6 +15,7 @@ import type { Session } from "./generated/Session";
 import type { SessionList } from "./generated/SessionList";
 import type { SessionResponse } from "./generated/SessionResponse";
 import type { SpawnedSession } from "./generated/SpawnedSession";
+import type { SpawnNeedsApproval } from "./generated/SpawnNeedsApproval";
 import type { SpawnSession } from "./generated/SpawnSession";
 
 /** An error answer of the hub, or a network failure (`code` = "network"). */
@@ -107,19 +108,23 @@ export class HubApi {
     return (await this.request<ApprovalList>("GET", `/api/approvals?state=pending${q}`)).approvals;
   }
 
-  async decide(id: string, decision: Decision, message: string | null = null): Promise<Approval> {
+  async decide(id: string, decision: Decision, message: string | null = null): Promise<ApprovalResponse> {
     const body: DecideApproval = { decision, message };
-    return (await this.request<ApprovalResponse>("POST", `/api/approvals/${encodeURIComponent(id)}`, body)).approval;
+    return this.request<ApprovalResponse>("POST", `/api/approvals/${encodeURIComponent(id)}`, body);
   }
 
   async machines(): Promise<Machine[]> {
     return (await this.request<MachineList>("GET", "/api/machines")).machines;
   }
 
-  /** Starts a session on a machine through its runner; resolves with its id. */
-  async spawnSession(machineId: string, body: SpawnSession): Promise<string> {
+  /**
+   * Starts a session on a machine through its runner. Resolves with the new
+   * session, or with the approval the hub asks for first (its directory does
+   * not exist yet; allowing the approval creates it and starts the session).
+   */
+  async spawnSession(machineId: string, body: SpawnSession): Promise<SpawnedSession | SpawnNeedsApproval> {
     const path = `/api/machines/${encodeURIComponent(machineId)}/sessions`;
-    return (await this.request<SpawnedSession>("POST", path, body)).session_id;
+    return this.request<SpawnedSession | SpawnNeedsApproval>("POST", path, body);
   }
 
   eventTicket(): Promise<EventTicket> {

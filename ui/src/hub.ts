@@ -3,6 +3,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { ApiError, HubApi, PAGE_SIZE } from "./api";
 import { loadEventCursor, storeEventCursor } from "./auth";
+import type { ApprovalResponse } from "./generated/ApprovalResponse";
 import type { Decision } from "./generated/Decision";
 import type { HubEvent } from "./generated/HubEvent";
 import { HubEventStream } from "./events";
@@ -244,10 +245,15 @@ export class HubStore {
     }
   }
 
-  async decide(approvalId: string, decision: Decision): Promise<void> {
-    const approval = await this.api.decide(approvalId, decision);
-    this.set(putApproval(this.state, approval, Date.now()));
+  /**
+   * Decides an approval. For an allowed machine-scoped request the answer also
+   * says which session it started, or why the runner could not.
+   */
+  async decide(approvalId: string, decision: Decision): Promise<ApprovalResponse> {
+    const answer = await this.api.decide(approvalId, decision);
+    this.set(putApproval(this.state, answer.approval, Date.now()));
     this.schedulePrune();
+    return answer;
   }
 
   /**

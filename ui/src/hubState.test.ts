@@ -6,6 +6,7 @@ import {
   initialHubState,
   mergeMessages,
   pendingApprovals,
+  machineApprovals,
   sortedMachines,
   visibleApprovals,
   type HubState,
@@ -116,5 +117,16 @@ describe("machines", () => {
     s = applyHubEvent(s, { seq: 3, type: "machine", machine: machine("b", "beta", "offline") }, 0);
     expect(s.machines.b.state).toBe("offline");
     expect(sortedMachines(s).map((m) => m.id)).toEqual(["a", "b"]);
+  });
+});
+
+describe("machineApprovals", () => {
+  it("lists pending machine-scoped requests of that machine only", () => {
+    const forMachine = approval("a1", { session_id: null, machine_id: "m1" });
+    const forSession = approval("a2");
+    const decided = approval("a3", { state: "decided", session_id: null, machine_id: "m1" });
+    const state = { ...initialHubState, approvals: { a1: forMachine, a2: forSession, a3: decided } };
+    expect(machineApprovals(state, "m1").map((a) => a.id)).toEqual(["a1"]);
+    expect(machineApprovals(state, "m2")).toEqual([]);
   });
 });

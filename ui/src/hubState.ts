@@ -174,3 +174,10 @@ export function sortedMachines(state: HubState): Machine[] {
   const rank = (m: Machine) => (m.state === "online" ? 0 : 1);
   return Object.values(state.machines).sort((a, b) => rank(a) - rank(b) || a.name.localeCompare(b.name));
 }
+
+/** Pending machine-scoped approvals of a machine (e.g. "create this directory?"). */
+export function machineApprovals(state: HubState, machineId: string): Approval[] {
+  return Object.values(state.approvals)
+    .filter((a) => a.state === "pending" && a.session_id === null && a.machine_id === machineId)
+    .sort((a, b) => a.created_at.localeCompare(b.created_at));
+}

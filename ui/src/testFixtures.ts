@@ -26,6 +26,7 @@ export function approval(id: string, over: Partial<Approval> = {}): Approval {
   return {
     id,
     session_id: "s1",
+    machine_id: null,
     tool: "Bash",
     input: { command: "echo hi > out.txt" },
     options: [

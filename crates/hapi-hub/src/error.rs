@@ -44,6 +44,29 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The wire form of this error (for embedding in another answer).
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            code: self.code,
+            message: self.message.clone(),
+        }
+    }
+
+    /// A runner's refusal as an answer: directory problems are the request's
+    /// fault (422), anything else is the runner's (502).
+    pub fn from_runner(e: ErrorBody) -> Self {
+        let status = match e.code {
+            ErrorCode::DirectoryMissing
+            | ErrorCode::DirectoryOutsideRoots
+            | ErrorCode::DirectoryUnusable
+            | ErrorCode::WorktreeFailed => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::BAD_GATEWAY,
+        };
+        ApiError::new(status, e.code, e.message)
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorResponse {

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use hapi_protocol::{ErrorCode, HubMachineFrame, MachineRpc, RpcOutcome};
+use hapi_protocol::{ErrorBody, ErrorCode, HubMachineFrame, MachineRpc, RpcOutcome};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ApiError;
@@ -66,13 +66,15 @@ impl RunnerLinks {
         false
     }
 
-    /// Calls the machine's runner and waits for its answer.
+    /// Calls the machine's runner and waits for its answer: the outer error is
+    /// about reaching the runner (offline, timeout), the inner one is the
+    /// runner's own refusal, with its code.
     pub(crate) async fn call(
         &self,
         machine_id: &str,
         call: MachineRpc,
         timeout: Duration,
-    ) -> Result<serde_json::Value, ApiError> {
+    ) -> Result<Result<serde_json::Value, ErrorBody>, ApiError> {
         let offline = || {
             ApiError::new(
                 StatusCode::CONFLICT,
@@ -95,12 +97,8 @@ impl RunnerLinks {
             return Err(offline());
         }
         match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(RpcOutcome::Ok(value))) => Ok(value),
-            Ok(Ok(RpcOutcome::Err(e))) => Err(ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                ErrorCode::RunnerFailed,
-                e.message,
-            )),
+            Ok(Ok(RpcOutcome::Ok(value))) => Ok(Ok(value)),
+            Ok(Ok(RpcOutcome::Err(e))) => Ok(Err(e)),
             Ok(Err(_)) => Err(offline()),
             Err(_) => {
                 link.pending.lock().expect("rpc map poisoned").remove(&id);

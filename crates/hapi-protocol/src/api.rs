@@ -99,11 +99,29 @@ pub struct DecideApproval {
     pub message: Option<String>,
 }
 
-/// Answer to [`DecideApproval`].
+/// Answer to [`DecideApproval`] (and to `GET /api/approvals/{id}`).
 #[derive(Debug, Clone, Serialize, Deserialize, TS)]
 #[ts(export)]
 pub struct ApprovalResponse {
     /// The approval as it is now.
+    pub approval: Approval,
+    /// For an allowed machine-scoped spawn request: the session that was started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub session_id: Option<String>,
+    /// For an allowed machine-scoped request the runner then failed to carry out:
+    /// why. The decision itself stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub error: Option<crate::ErrorBody>,
+}
+
+/// `POST /api/machines/{id}/sessions` when the directory does not exist yet:
+/// a machine-scoped approval asks whether to create it (status 202).
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct SpawnNeedsApproval {
+    /// The pending approval (tool `create_directory`).
     pub approval: Approval,
 }
 

@@ -197,14 +197,18 @@ impl ApprovalState {
     }
 }
 
-/// A tool-approval request: "may I run this?".
+/// A tool-approval request: "may I run this?" (a session's), or "may I do
+/// this on that machine?" (a machine's, with no session yet).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[ts(export)]
 pub struct Approval {
     /// Hub-assigned id.
     pub id: String,
-    /// Session that asked.
-    pub session_id: String,
+    /// Session that asked; `None` for a machine-scoped request, such as creating
+    /// the directory for a session that does not exist yet.
+    pub session_id: Option<String>,
+    /// Machine the request is about, for machine-scoped requests.
+    pub machine_id: Option<String>,
     /// Tool name as the agent reports it (e.g. `Bash`, `Write`).
     pub tool: String,
     /// The tool's input as the agent sent it (command, file path, …).

@@ -7,7 +7,7 @@ use crate::sessions::announce;
 use crate::{Result, StoreError, now_ms, rfc3339};
 
 const SELECT: &str = "SELECT id, session_id, tool, input, options, state, decision, decided_by,
-    message, created_at, decided_at FROM approvals";
+    message, created_at, decided_at, machine_id FROM approvals";
 
 fn from_row(row: &Row) -> rusqlite::Result<Approval> {
     let bad = |i: usize, e: String| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into());
@@ -30,6 +30,7 @@ fn from_row(row: &Row) -> rusqlite::Result<Approval> {
         message: row.get(8)?,
         created_at: rfc3339(row.get(9)?),
         decided_at: row.get::<_, Option<i64>>(10)?.map(rfc3339),
+        machine_id: row.get(11)?,
     })
 }
 
@@ -58,7 +59,13 @@ pub fn list_approvals(
 
 fn record(tx: &Transaction, approval: Approval) -> Result<HubEvent> {
     let body = serde_json::to_string(&approval)?;
-    let seq = record_event(tx, "approval", &approval.session_id, None, None, &body)?;
+    // The event log's `session_id` column names what an event is about.
+    let about = approval
+        .session_id
+        .as_deref()
+        .or(approval.machine_id.as_deref())
+        .unwrap_or_default();
+    let seq = record_event(tx, "approval", about, None, None, &body)?;
     Ok(HubEvent {
         seq,
         payload: EventPayload::Approval { approval },
@@ -116,10 +123,39 @@ pub fn decide_approval(
     }
     let request_id: String = tx.query_row("SELECT request_id FROM approvals WHERE id = ?1", [id], |r| r.get(0))?;
     let approval = approval(tx, id)?;
-    let session_id = approval.session_id.clone();
     let mut events = vec![record(tx, approval.clone())?];
-    events.push(announce(tx, &session_id)?);
+    if let Some(session_id) = &approval.session_id {
+        // The pending count is part of the session as clients see it.
+        events.push(announce(tx, session_id)?);
+    }
     Ok((approval, request_id, events))
+}
+
+/// Creates a pending machine-scoped approval (no session yet), e.g. whether to
+/// create a directory for a session the person asked to start.
+pub fn create_machine_approval(
+    tx: &Transaction,
+    machine_id: &str,
+    tool: &str,
+    input: &serde_json::Value,
+    options: &[PermissionOption],
+) -> Result<(Approval, HubEvent)> {
+    let id = uuid::Uuid::now_v7().to_string();
+    tx.execute(
+        "INSERT INTO approvals (id, machine_id, request_id, tool, input, options, state, created_at)
+         VALUES (?1, ?2, ?1, ?3, ?4, ?5, 'pending', ?6)",
+        params![
+            id,
+            machine_id,
+            tool,
+            serde_json::to_string(input)?,
+            serde_json::to_string(options)?,
+            now_ms()
+        ],
+    )?;
+    let approval = approval(tx, &id)?;
+    let event = record(tx, approval.clone())?;
+    Ok((approval, event))
 }
 
 /// Cancels every pending approval of a session (it ended; nobody can act on them).

@@ -31,7 +31,7 @@ use rusqlite::{Connection, OpenFlags};
 /// The SQLite binding, for callers that run store functions in their own transactions.
 pub use rusqlite;
 
-pub use approvals::{approval, decide_approval, list_approvals};
+pub use approvals::{approval, create_machine_approval, decide_approval, list_approvals};
 pub use clock::{now_ms, rfc3339};
 pub use events::{Appended, append_update, events_after, head_seq, messages_after, messages_before};
 pub use machines::{

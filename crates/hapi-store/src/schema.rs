@@ -73,6 +73,36 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE machines ADD COLUMN runner TEXT;          -- JSON RunnerInfo while connected
     ALTER TABLE machines ADD COLUMN last_seen INTEGER;
     "#,
+    // 3: machine-scoped approvals (e.g. "create this directory for a new session"),
+    // which belong to a machine and no session yet. SQLite cannot relax NOT NULL in
+    // place, so the table is rebuilt.
+    r#"
+    CREATE TABLE approvals_v3 (
+        id          TEXT PRIMARY KEY,
+        session_id  TEXT REFERENCES sessions(id),
+        machine_id  TEXT REFERENCES machines(id),
+        request_id  TEXT NOT NULL,
+        tool        TEXT NOT NULL,
+        input       TEXT NOT NULL,
+        options     TEXT NOT NULL,
+        state       TEXT NOT NULL,
+        decision    TEXT,
+        decided_by  TEXT,
+        message     TEXT,
+        created_at  INTEGER NOT NULL,
+        decided_at  INTEGER,
+        UNIQUE(session_id, request_id),
+        CHECK (session_id IS NOT NULL OR machine_id IS NOT NULL)
+    );
+    INSERT INTO approvals_v3 (id, session_id, machine_id, request_id, tool, input, options, state, decision,
+                              decided_by, message, created_at, decided_at)
+        SELECT id, session_id, NULL, request_id, tool, input, options, state, decision,
+               decided_by, message, created_at, decided_at FROM approvals;
+    DROP TABLE approvals;
+    ALTER TABLE approvals_v3 RENAME TO approvals;
+    CREATE INDEX approvals_state ON approvals(state, created_at);
+    CREATE INDEX approvals_session_state ON approvals(session_id, state);
+    "#,
 ];
 
 /// The schema version this build creates and understands.

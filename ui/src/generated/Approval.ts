@@ -4,7 +4,8 @@ import type { Decision } from "./Decision";
 import type { PermissionOption } from "./PermissionOption";
 
 /**
- * A tool-approval request: "may I run this?".
+ * A tool-approval request: "may I run this?" (a session's), or "may I do
+ * this on that machine?" (a machine's, with no session yet).
  */
 export type Approval = { 
 /**
@@ -12,9 +13,14 @@ export type Approval = {
  */
 id: string, 
 /**
- * Session that asked.
+ * Session that asked; `None` for a machine-scoped request, such as creating
+ * the directory for a session that does not exist yet.
  */
-session_id: string, 
+session_id: string | null, 
+/**
+ * Machine the request is about, for machine-scoped requests.
+ */
+machine_id: string | null, 
 /**
  * Tool name as the agent reports it (e.g. `Bash`, `Write`).
  */

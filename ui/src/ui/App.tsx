@@ -72,7 +72,8 @@ function SignedIn(props: { token: string; onUnauthorized: () => void; onSignOut:
   }, []);
 
   const pending = pendingApprovals(state);
-  const waitingSessions = [...new Set(pending.map((a) => a.session_id))];
+  // Machine-scoped requests (no session yet) are answered in the machine list.
+  const waitingSessions = [...new Set(pending.flatMap((a) => (a.session_id === null ? [] : [a.session_id])))];
 
   const jumpToWaiting = () => {
     if (waitingSessions.length === 0) return;

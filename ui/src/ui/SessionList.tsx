@@ -8,7 +8,9 @@ export function SessionList(props: { state: HubState; selectedId: string | null;
   const now = useNow(30_000);
   const sessions = sortedSessions(state);
   const waiting = new Map<string, number>();
-  for (const a of pendingApprovals(state)) waiting.set(a.session_id, (waiting.get(a.session_id) ?? 0) + 1);
+  for (const a of pendingApprovals(state)) {
+    if (a.session_id !== null) waiting.set(a.session_id, (waiting.get(a.session_id) ?? 0) + 1);
+  }
 
   return (
     <div class="session-list">

@@ -2,11 +2,14 @@
 //! wins; the decision reaches the session through its outbox.
 use axum::Json;
 use axum::extract::{Path, State};
-use hapi_protocol::{ApprovalList, ApprovalResponse, ApprovalState, DecideApproval, HubFrame, SessionCommand};
+use hapi_protocol::{
+    ApprovalList, ApprovalResponse, ApprovalState, DecideApproval, HubFrame, SessionCommand, SpawnSession,
+};
 use serde::Deserialize;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiJson, ApiQuery};
+use crate::routes::machines::{CREATE_DIRECTORY, spawn_on};
 
 const MAX_NOTE: usize = 16 * 1024;
 
@@ -31,7 +34,11 @@ pub(super) async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<ApprovalResponse>, ApiError> {
     let approval = state.read(move |c| hapi_store::approval(c, &id)).await?;
-    Ok(Json(ApprovalResponse { approval }))
+    Ok(Json(ApprovalResponse {
+        approval,
+        session_id: None,
+        error: None,
+    }))
 }
 
 pub(super) async fn decide(
@@ -42,23 +49,69 @@ pub(super) async fn decide(
     if body.message.as_ref().is_some_and(|m| m.len() > MAX_NOTE) {
         return Err(ApiError::invalid(format!("`message` is longer than {MAX_NOTE} bytes")));
     }
-    let (approval, outbox_id, command) = state
+    let decision = body.decision;
+    // Decided, and for a session's request queued for its wrapper, in one transaction.
+    let (approval, delivery) = state
         .writer()
         .write(move |tx| {
             let (approval, request_id, events) =
-                hapi_store::decide_approval(tx, &id, body.decision, body.message.as_deref(), "owner")?;
-            let command = SessionCommand::Decide {
-                request_id,
-                decision: body.decision,
-                message: body.message,
+                hapi_store::decide_approval(tx, &id, decision, body.message.as_deref(), "owner")?;
+            let delivery = match &approval.session_id {
+                Some(session_id) => {
+                    let command = SessionCommand::Decide {
+                        request_id,
+                        decision,
+                        message: body.message,
+                    };
+                    let outbox_id = hapi_store::enqueue_command(tx, session_id, &command)?;
+                    Some((session_id.clone(), outbox_id, command))
+                }
+                None => None,
             };
-            let outbox_id = hapi_store::enqueue_command(tx, &approval.session_id, &command)?;
-            Ok(((approval, outbox_id, command), events))
+            Ok(((approval, delivery), events))
         })
         .await?;
-    tracing::info!(approval_id = %approval.id, session_id = %approval.session_id, decision = body.decision.as_str(), "approval decided");
-    state
-        .links()
-        .push(&approval.session_id, HubFrame::Command { id: outbox_id, command });
-    Ok(Json(ApprovalResponse { approval }))
+    tracing::info!(approval_id = %approval.id, session_id = ?approval.session_id, machine_id = ?approval.machine_id,
+        decision = decision.as_str(), "approval decided");
+    if let Some((session_id, outbox_id, command)) = delivery {
+        state
+            .links()
+            .push(&session_id, HubFrame::Command { id: outbox_id, command });
+        return Ok(Json(ApprovalResponse {
+            approval,
+            session_id: None,
+            error: None,
+        }));
+    }
+    // A machine-scoped request: carry it out now that it is allowed.
+    let (session_id, error) = match (&approval.machine_id, approval.tool.as_str()) {
+        (Some(machine_id), CREATE_DIRECTORY) if decision.allows() => {
+            match serde_json::from_value::<SpawnSession>(approval.input.clone()) {
+                Ok(spawn) => match spawn_on(
+                    &state,
+                    machine_id,
+                    SpawnSession {
+                        create_directory: true,
+                        ..spawn
+                    },
+                )
+                .await
+                {
+                    Ok(Ok(session_id)) => (Some(session_id), None),
+                    Ok(Err(refused)) => (None, Some(refused)),
+                    Err(unreachable) => (None, Some(unreachable.body())),
+                },
+                Err(e) => (
+                    None,
+                    Some(ApiError::internal(format!("stored request is unreadable: {e}")).body()),
+                ),
+            }
+        }
+        _ => (None, None),
+    };
+    Ok(Json(ApprovalResponse {
+        approval,
+        session_id,
+        error,
+    }))
 }

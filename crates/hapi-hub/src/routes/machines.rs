@@ -12,7 +12,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
-use hapi_protocol::{MachineFrame, MachineList, MachineRpc, MachineState, SpawnSession, SpawnedSession};
+use hapi_protocol::{
+    Decision, ErrorBody, ErrorCode, MachineFrame, MachineList, MachineRpc, MachineState, PermissionOption,
+    SpawnNeedsApproval, SpawnSession, SpawnedSession,
+};
 use tokio::sync::mpsc;
 use tracing::Instrument as _;
 
@@ -41,23 +44,70 @@ pub(super) async fn get(
     Ok(Json(serde_json::json!({ "machine": machine })))
 }
 
+/// Tool name of the machine-scoped approval that asks to create a directory.
+pub(crate) const CREATE_DIRECTORY: &str = "create_directory";
+
 pub(super) async fn spawn(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<SpawnSession>,
-) -> Result<(StatusCode, Json<SpawnedSession>), ApiError> {
+) -> Result<Response, ApiError> {
     if body.cwd.trim().is_empty() {
         return Err(ApiError::invalid("`cwd` must not be empty"));
     }
+    if body.create_directory {
+        // Only an approved `create_directory` request may create a directory.
+        return Err(ApiError::invalid(
+            "`create_directory` is set by the hub after approval, not by clients",
+        ));
+    }
     let mid = id.clone();
     state.read(move |c| hapi_store::machine(c, &mid)).await?;
-    let value = state
+    match spawn_on(&state, &id, body.clone()).await? {
+        Ok(session_id) => Ok((StatusCode::CREATED, Json(SpawnedSession { session_id })).into_response()),
+        Err(e) if e.code == ErrorCode::DirectoryMissing => {
+            // Ask the person first; deciding the approval carries out the spawn.
+            let input = serde_json::to_value(&body).map_err(|e| ApiError::internal(e.to_string()))?;
+            let options = [Decision::AllowOnce, Decision::RejectOnce]
+                .into_iter()
+                .map(|kind| PermissionOption {
+                    id: kind.as_str().to_owned(),
+                    kind,
+                })
+                .collect::<Vec<_>>();
+            let mid = id.clone();
+            let approval = state
+                .writer()
+                .write(move |tx| {
+                    let (approval, event) =
+                        hapi_store::create_machine_approval(tx, &mid, CREATE_DIRECTORY, &input, &options)?;
+                    Ok((approval, vec![event]))
+                })
+                .await?;
+            tracing::info!(approval_id = %approval.id, cwd = %body.cwd, "directory missing; asking to create it");
+            Ok((StatusCode::ACCEPTED, Json(SpawnNeedsApproval { approval })).into_response())
+        }
+        Err(e) => Err(ApiError::from_runner(e)),
+    }
+}
+
+/// Asks the machine's runner to start a session: the outer error is about
+/// reaching the runner, the inner one is the runner's refusal.
+pub(crate) async fn spawn_on(
+    state: &AppState,
+    machine_id: &str,
+    spawn: SpawnSession,
+) -> Result<Result<String, ErrorBody>, ApiError> {
+    let answer = state
         .runner_links()
-        .call(&id, MachineRpc::SpawnSession(body), SPAWN_TIMEOUT)
+        .call(machine_id, MachineRpc::SpawnSession(spawn), SPAWN_TIMEOUT)
         .await?;
-    let spawned: SpawnedSession = serde_json::from_value(value)
-        .map_err(|e| ApiError::internal(format!("the runner answered spawn-session with something else: {e}")))?;
-    Ok((StatusCode::CREATED, Json(spawned)))
+    Ok(match answer {
+        Ok(value) => Ok(serde_json::from_value::<SpawnedSession>(value)
+            .map_err(|e| ApiError::internal(format!("the runner answered spawn-session with something else: {e}")))?
+            .session_id),
+        Err(e) => Err(e),
+    })
 }
 
 pub(super) async fn connect(

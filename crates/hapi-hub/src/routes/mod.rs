@@ -2,7 +2,7 @@
 mod approvals;
 mod events;
 mod link;
-mod machines;
+pub(crate) mod machines;
 mod sessions;
 
 use axum::extract::{DefaultBodyLimit, Request, State};

@@ -174,3 +174,127 @@ async fn spawning_on_an_offline_or_unknown_machine_is_refused() {
     assert_eq!(machine_state(&hub, "m-3").await["state"], "offline");
     hub.stop().await;
 }
+
+/// Reads frames until the next RPC.
+async fn next_rpc(ws: &mut Ws) -> (u64, MachineRpc) {
+    loop {
+        if let Some(Ok(Message::Text(text))) = ws.next().await {
+            let HubMachineFrame::Rpc { id, call } = serde_json::from_str(&text).unwrap();
+            return (id, call);
+        }
+    }
+}
+
+async fn answer(ws: &mut Ws, id: u64, outcome: RpcOutcome) {
+    let frame = MachineFrame::RpcResult { id, outcome };
+    ws.send(Message::Text(serde_json::to_string(&frame).unwrap().into()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_missing_directory_becomes_a_machine_approval_and_allowing_it_spawns_with_creation() {
+    let hub = TestHub::start().await;
+    let mut ws = runner(&hub, "m-4").await;
+    wait_state(&hub, "m-4", "online").await;
+    let missing = || {
+        let req = hub
+            .post("/api/machines/m-4/sessions")
+            .json(&json!({"agent": "claude", "cwd": "/home/me/new", "prompt": "go"}));
+        tokio::spawn(async move { req.send().await.unwrap() })
+    };
+    let refuse_missing = || {
+        RpcOutcome::Err(ErrorBody {
+            code: ErrorCode::DirectoryMissing,
+            message: "/home/me/new does not exist".into(),
+        })
+    };
+
+    // Missing: the runner refuses, the hub asks the person.
+    let post = missing();
+    let (id, call) = next_rpc(&mut ws).await;
+    assert!(matches!(&call, MachineRpc::SpawnSession(s) if !s.create_directory));
+    answer(&mut ws, id, refuse_missing()).await;
+    let r = post.await.unwrap();
+    assert_eq!(r.status(), 202);
+    let body: serde_json::Value = r.json().await.unwrap();
+    let approval = &body["approval"];
+    assert_eq!(approval["tool"], "create_directory");
+    assert_eq!(approval["machine_id"], "m-4");
+    assert_eq!(approval["session_id"], serde_json::Value::Null);
+    assert_eq!(approval["input"]["cwd"], "/home/me/new");
+    let pending = hub.json("/api/approvals?state=pending").await;
+    assert_eq!(pending["approvals"][0]["id"], approval["id"]);
+
+    // Allowed: the hub spawns again, now with creation, and reports the session.
+    let aid = approval["id"].as_str().unwrap().to_owned();
+    let decide = {
+        let req = hub
+            .post(&format!("/api/approvals/{aid}"))
+            .json(&json!({"decision": "allow_once"}));
+        tokio::spawn(async move { req.send().await.unwrap() })
+    };
+    let (id, call) = next_rpc(&mut ws).await;
+    let MachineRpc::SpawnSession(spawn) = call else {
+        panic!("expected a spawn")
+    };
+    assert!(spawn.create_directory);
+    assert_eq!(
+        (spawn.cwd.as_str(), spawn.prompt.as_deref()),
+        ("/home/me/new", Some("go"))
+    );
+    answer(&mut ws, id, RpcOutcome::Ok(json!({"session_id": "s-created"}))).await;
+    let r = decide.await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["approval"]["decision"], "allow_once");
+    assert_eq!(body["session_id"], "s-created");
+
+    // Rejected: nothing is sent to the runner, and clients cannot set the flag themselves.
+    let post = missing();
+    let (id, _) = next_rpc(&mut ws).await;
+    answer(&mut ws, id, refuse_missing()).await;
+    let body: serde_json::Value = post.await.unwrap().json().await.unwrap();
+    let aid = body["approval"]["id"].as_str().unwrap().to_owned();
+    let r = hub
+        .post(&format!("/api/approvals/{aid}"))
+        .json(&json!({"decision": "reject_once"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body.get("session_id").is_none(), "{body}");
+    let r = hub
+        .post("/api/machines/m-4/sessions")
+        .json(&json!({"agent": "claude", "cwd": "/x", "create_directory": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn directory_refusals_keep_their_code() {
+    let hub = TestHub::start().await;
+    let mut ws = runner(&hub, "m-5").await;
+    wait_state(&hub, "m-5", "online").await;
+    let post = {
+        let req = hub
+            .post("/api/machines/m-5/sessions")
+            .json(&json!({"agent": "claude", "cwd": "/etc"}));
+        tokio::spawn(async move { req.send().await.unwrap() })
+    };
+    let (id, _) = next_rpc(&mut ws).await;
+    let refusal = ErrorBody {
+        code: ErrorCode::DirectoryOutsideRoots,
+        message: "/etc is outside the workspace roots".into(),
+    };
+    answer(&mut ws, id, RpcOutcome::Err(refusal)).await;
+    let r = post.await.unwrap();
+    assert_eq!(r.status(), 422);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "directory_outside_roots");
+    hub.stop().await;
+}
