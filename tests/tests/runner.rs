@@ -75,6 +75,8 @@ impl Env {
             .env("HAPI_RUNNER_HEARTBEAT_INTERVAL", HEARTBEAT_MS.to_string())
             .env("HAPI_NO_RUNNER_AUTOSTART", "1")
             .env("HAPI_CLAUDE_PATH", bin("fake-claude"))
+            // The temp dir is outside $HOME, the default workspace root.
+            .env("HAPI_WORKSPACE_ROOTS", self.dir.path())
             .env_remove("CLI_API_TOKEN")
             .env_remove("HAPI_HUB_URL")
             .env_remove("HAPI_LOG")
@@ -321,7 +323,7 @@ fn start_writes_state_and_lock_and_a_second_start_exits_at_once() {
     let (status, body) = env.control("/spawn-session", json!({"directory": "/no/such/dir"}));
     assert_eq!(
         (status, &body["error"]["code"]),
-        (422, &json!("spawn_failed")),
+        (422, &json!("directory_outside_roots")),
         "{body}"
     );
     assert!(
@@ -684,16 +686,21 @@ fn the_hub_starts_a_real_claude_session_through_the_runner() {
             "Done: wrote hello to out.txt."
         );
 
-        // A missing directory is refused with the runner's reason.
+        // A directory outside the workspace roots is refused with the runner's reason.
         let (status, body) = hub
             .post(
                 &format!("/api/machines/{machine_id}/sessions"),
-                json!({"agent": "claude", "cwd": work.join("missing")}),
+                json!({"agent": "claude", "cwd": "/"}),
             )
             .await;
-        assert_eq!(status, 502, "{body}");
-        assert_eq!(body["error"]["code"], "runner_failed");
-        assert!(body["error"]["message"].as_str().unwrap().contains("missing"), "{body}");
+        assert!(status >= 400, "{status} {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("outside this machine's workspace roots"),
+            "{body}"
+        );
         (session_id, machine_id)
     });
     assert_eq!(std::fs::read_to_string(work.join("out.txt")).unwrap(), "hello\n");

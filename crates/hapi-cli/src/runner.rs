@@ -78,6 +78,7 @@ async fn start() -> Result<i32> {
     // Rejected here, so the person sees the error rather than a log file.
     hapi_runner::heartbeat_interval_from_env()?;
     hapi_runner::http_timeout_from_env()?;
+    hapi_runner::workspace_roots_from_env()?;
     let exe = cli_path()?;
     let mtime = mtime_ms(&exe)?;
     if let Some(state) = live_state(&home)? {

@@ -66,10 +66,14 @@ pub struct RunnerConfig {
     pub spawn_timeout: Duration,
     /// Between SIGTERM and SIGKILL when stopping a session or an old runner.
     pub stop_grace: Duration,
+    /// Sessions are only spawned inside these directories
+    /// (`HAPI_WORKSPACE_ROOTS`, default `$HOME`; see [`crate::workdir`]).
+    pub workspace_roots: Vec<PathBuf>,
 }
 
 impl RunnerConfig {
-    /// A configuration with the defaults and the heartbeat from the environment.
+    /// A configuration with the defaults, and the heartbeat and workspace roots
+    /// from the environment.
     pub fn from_env(home: PathBuf, cli_path: PathBuf, cli_version: &str, log_path: PathBuf) -> Result<Self> {
         Ok(RunnerConfig {
             home,
@@ -79,6 +83,7 @@ impl RunnerConfig {
             log_path,
             spawn_timeout: Duration::from_secs(30),
             stop_grace: Duration::from_secs(5),
+            workspace_roots: crate::workdir::workspace_roots_from_env()?,
         })
     }
 }

@@ -7,10 +7,13 @@
 //! | `POST /session-started` | `{sessionId, metadata: {hostPid, startedBy}}` | `{status: "ok"}` |
 //! | `POST /list` (or `GET`) | | `{children: [{sessionId, pid, startedBy}]}` |
 //! | `POST /stop-session` | `{sessionId}` (an id or `PID-n`) | `{success: true}` |
-//! | `POST /spawn-session` | `{directory, prompt?, agent?}` | `{sessionId, pid, logPath}` |
+//! | `POST /spawn-session` | `{directory, prompt?, agent?, createDirectory?, worktreeBranch?}` | `{sessionId, pid, logPath, directory}` |
 //! | `POST /stop` | | `{status: "stopping"}` |
 //!
-//! Errors are `{error: {code, message}}`, like the hub's.
+//! Errors are `{error: {code, message}}`, like the hub's. A directory the runner
+//! will not or cannot use is a 422 with the hub's code for it
+//! (`directory_missing`, `directory_outside_roots`, `directory_unusable`,
+//! `worktree_failed`); any other spawn failure is a 422 `spawn_failed`.
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -86,7 +89,7 @@ pub struct StopSession {
 }
 
 /// An error answer.
-struct ApiError(StatusCode, &'static str, String);
+struct ApiError(StatusCode, String, String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -97,17 +100,24 @@ impl IntoResponse for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(e: JsonRejection) -> Self {
-        ApiError(StatusCode::BAD_REQUEST, "bad_request", e.body_text())
+        ApiError(StatusCode::BAD_REQUEST, "bad_request".into(), e.body_text())
     }
 }
 
 impl From<RunnerError> for ApiError {
     fn from(e: RunnerError) -> Self {
         match e {
-            RunnerError::UnknownSession(_) => ApiError(StatusCode::NOT_FOUND, "not_found", e.to_string()),
-            RunnerError::Refused { message, .. } => ApiError(StatusCode::BAD_REQUEST, "bad_request", message),
-            RunnerError::Spawn(_) => ApiError(StatusCode::UNPROCESSABLE_ENTITY, "spawn_failed", e.to_string()),
-            _ => ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+            RunnerError::UnknownSession(_) => ApiError(StatusCode::NOT_FOUND, "not_found".into(), e.to_string()),
+            RunnerError::Refused { message, .. } => ApiError(StatusCode::BAD_REQUEST, "bad_request".into(), message),
+            RunnerError::Spawn(_) => ApiError(StatusCode::UNPROCESSABLE_ENTITY, "spawn_failed".into(), e.to_string()),
+            RunnerError::Directory { code, message } => {
+                let code = serde_json::to_value(code)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_else(|| "spawn_failed".into());
+                ApiError(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+            }
+            _ => ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal".into(), e.to_string()),
         }
     }
 }
@@ -120,7 +130,7 @@ pub fn router(handle: RunnerHandle) -> Router {
         .route("/stop-session", post(stop_session))
         .route("/spawn-session", post(spawn_session))
         .route("/stop", post(stop))
-        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "not_found", "no such endpoint".into()) })
+        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "not_found".into(), "no such endpoint".into()) })
         .layer(axum::middleware::from_fn_with_state(handle.clone(), authorise))
         .with_state(handle)
 }
@@ -140,7 +150,7 @@ async fn authorise(State(handle): State<RunnerHandle>, request: Request, next: N
         Some(token) if same(token.as_bytes(), handle.token().as_bytes()) => next.run(request).await,
         _ => ApiError(
             StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            "unauthorized".into(),
             "missing or wrong runner token (see $HAPI_HOME/runner.token)".into(),
         )
         .into_response(),

@@ -1,6 +1,8 @@
 //! Every way the runner and its clients can fail, with messages a person can act on.
 use std::path::PathBuf;
 
+use hapi_protocol::ErrorCode;
+
 /// An error of the runner library.
 #[derive(Debug, thiserror::Error)]
 pub enum RunnerError {
@@ -61,6 +63,16 @@ pub enum RunnerError {
     /// A session could not be started.
     #[error("cannot start the session: {0}")]
     Spawn(String),
+    /// The session's directory (or its git worktree) cannot be used; `code` is
+    /// one of `DirectoryMissing`, `DirectoryOutsideRoots`, `DirectoryUnusable`
+    /// and `WorktreeFailed`, and the message names the path and the cause.
+    #[error("{message}")]
+    Directory {
+        /// Stable code for the hub and the control server.
+        code: ErrorCode,
+        /// Explanation for a person.
+        message: String,
+    },
     /// No hub could be found to link this machine to.
     #[error("no hub to connect to: {0}")]
     NoHub(String),
@@ -70,6 +82,22 @@ pub enum RunnerError {
 }
 
 impl RunnerError {
+    /// The stable code this error is reported with to the hub: the directory
+    /// codes for [`RunnerError::Directory`], `RunnerFailed` for the rest.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            RunnerError::Directory { code, .. } => *code,
+            _ => ErrorCode::RunnerFailed,
+        }
+    }
+
+    pub(crate) fn directory(code: ErrorCode, message: impl Into<String>) -> Self {
+        RunnerError::Directory {
+            code,
+            message: message.into(),
+        }
+    }
+
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         RunnerError::Io {
             action,

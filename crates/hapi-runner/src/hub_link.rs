@@ -254,10 +254,17 @@ async fn answer(handle: &RunnerHandle, call: MachineRpc) -> RpcOutcome {
                 agent: spawn.agent.as_str().to_owned(),
                 directory: spawn.cwd.into(),
                 prompt: spawn.prompt,
+                create_directory: spawn.create_directory,
+                worktree_branch: spawn.worktree_branch,
             };
             match handle.spawn_session(request).await {
                 Ok(spawned) => RpcOutcome::Ok(serde_json::json!({ "session_id": spawned.session_id })),
-                Err(e) => failed(e.to_string()),
+                // Directory problems keep their own codes: the hub turns
+                // `directory_missing` into a request to approve creating it.
+                Err(e) => RpcOutcome::Err(ErrorBody {
+                    code: e.code(),
+                    message: e.to_string(),
+                }),
             }
         }
         MachineRpc::StopSession { session_id } => match handle.stop_session(&SessionTarget::parse(&session_id)).await {

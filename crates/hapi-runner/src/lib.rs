@@ -27,6 +27,7 @@ mod runner;
 mod sessions;
 mod spawn;
 mod state;
+mod workdir;
 
 pub use client::{ControlClient, live_state};
 pub use config::{
@@ -45,3 +46,4 @@ pub use state::{
     LOCK_FILE, RunnerState, SESSIONS_FILE, STATE_FILE, TOKEN_FILE, create_home, load_or_create_token, lock_path,
     logs_dir, mtime_ms, new_log_path, newest_log, now_rfc3339, read_token, state_path, write_atomically,
 };
+pub use workdir::{WORKSPACE_ROOTS_ENV, workspace_roots_from_env, worktree_path};

@@ -20,7 +20,7 @@ use crate::heartbeat::{Beat, Heartbeat};
 use crate::lock::{LockOutcome, RunnerLock};
 use crate::process::ProcessId;
 use crate::sessions::{SessionRegistry, SessionTarget, TrackedSession};
-use crate::spawn::{SpawnRequest, SpawnedSession, session_command, session_log_path};
+use crate::spawn::{SpawnRequest, SpawnedSession, check_agent, session_command, session_log_path};
 use crate::state::{RunnerState, load_or_create_token, mtime_ms, now_rfc3339, remove_if_present, state_path};
 
 /// What the runner tells the hub. The hub link (machine WebSocket, a later
@@ -112,17 +112,31 @@ impl RunnerHandle {
 
     /// Starts `hapi claude` detached for `request`, and waits until the new
     /// session reports itself; returns its id and PID.
+    ///
+    /// The directory must be inside the workspace roots; it is created first if
+    /// the request says so, and with `worktree_branch` the session runs in a new
+    /// git worktree instead (see [`crate::workdir`]). Directory problems are
+    /// [`RunnerError::Directory`] with their own codes.
     pub async fn spawn_session(&self, request: SpawnRequest) -> Result<SpawnedSession> {
         let config = &self.0.config;
+        check_agent(&request)?;
+        let roots = config.workspace_roots.clone();
+        let (dir, create) = (request.directory.clone(), request.create_directory);
+        let mut cwd = tokio::task::spawn_blocking(move || crate::workdir::prepare_directory(&dir, create, &roots))
+            .await
+            .map_err(|e| RunnerError::Spawn(format!("directory check failed: {e}")))??;
+        if let Some(branch) = &request.worktree_branch {
+            cwd = crate::workdir::create_worktree(&cwd, branch, &config.workspace_roots).await?;
+        }
         let log_path = session_log_path(&config.home)?;
-        let mut cmd = session_command(&config.cli_path, &request, &log_path)?;
+        let mut cmd = session_command(&config.cli_path, &request, &cwd, &log_path)?;
         let mut child = cmd
             .spawn()
             .map_err(|e| RunnerError::Spawn(format!("cannot run {}: {e}", config.cli_path.display())))?;
         let pid = child
             .id()
             .ok_or_else(|| RunnerError::Spawn("the session exited at once".into()))?;
-        tracing::info!(pid, dir = %request.directory.display(), log = %log_path.display(), "spawned session");
+        tracing::info!(pid, dir = %cwd.display(), log = %log_path.display(), "spawned session");
         let (tx, rx) = oneshot::channel();
         self.0.pending.lock().expect("pending lock").insert(pid, tx);
         // It may have reported itself before the waiter was registered.
@@ -151,6 +165,7 @@ impl RunnerHandle {
                     session_id,
                     pid,
                     log_path,
+                    directory: cwd,
                 })
             }
             Err(reason) => {

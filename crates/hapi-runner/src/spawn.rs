@@ -51,19 +51,28 @@ pub fn detached_command(program: &Path, log: Option<&Path>) -> Result<tokio::pro
     Ok(cmd)
 }
 
-/// A request to start a session on this machine. The control server's `spawn`
-/// endpoint takes it today; the hub's `spawn-session` RPC will pass the same.
+/// A request to start a session on this machine: the body of the control
+/// server's `spawn-session` endpoint (camelCase fields), and what the hub's
+/// `spawn-session` RPC is translated into.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SpawnRequest {
     /// The agent; only `claude` exists today.
     #[serde(default = "default_agent")]
     pub agent: String,
-    /// Working directory; it must exist.
+    /// Working directory: absolute, inside the workspace roots.
     pub directory: PathBuf,
     /// First prompt, if any.
     #[serde(default)]
     pub prompt: Option<String>,
+    /// Create `directory` (and its parents) if it does not exist; without it a
+    /// missing directory fails with `directory_missing`.
+    #[serde(default)]
+    pub create_directory: bool,
+    /// Run the session in a new git worktree of the repository at `directory`,
+    /// on a new branch of this name.
+    #[serde(default)]
+    pub worktree_branch: Option<String>,
 }
 
 fn default_agent() -> String {
@@ -80,28 +89,32 @@ pub struct SpawnedSession {
     pub pid: u32,
     /// Its stdout/stderr log.
     pub log_path: PathBuf,
+    /// The directory it runs in (resolved; the worktree for a worktree spawn).
+    pub directory: PathBuf,
 }
 
-/// Checks a request and builds the `hapi claude …` command for it.
-pub(crate) fn session_command(cli: &Path, request: &SpawnRequest, log: &Path) -> Result<tokio::process::Command> {
+/// Refuses agents the runner cannot start.
+pub(crate) fn check_agent(request: &SpawnRequest) -> Result<()> {
     if request.agent != "claude" {
         return Err(RunnerError::Spawn(format!(
             "unknown agent `{}` (supported: claude)",
             request.agent
         )));
     }
-    let dir = &request.directory;
-    if !dir.is_absolute() {
-        return Err(RunnerError::Spawn(format!("{} is not an absolute path", dir.display())));
-    }
-    if !dir.is_dir() {
-        return Err(RunnerError::Spawn(format!(
-            "directory {} does not exist or is not a directory",
-            dir.display()
-        )));
-    }
+    Ok(())
+}
+
+/// Builds the `hapi claude …` command for `request`, to run in `cwd` (already
+/// checked and prepared by [`crate::workdir`]).
+pub(crate) fn session_command(
+    cli: &Path,
+    request: &SpawnRequest,
+    cwd: &Path,
+    log: &Path,
+) -> Result<tokio::process::Command> {
+    check_agent(request)?;
     let mut cmd = detached_command(cli, Some(log))?;
-    cmd.arg("claude").arg("--cwd").arg(dir);
+    cmd.arg("claude").arg("--cwd").arg(cwd);
     if let Some(prompt) = &request.prompt {
         cmd.arg("--prompt").arg(prompt);
     }

@@ -18,6 +18,7 @@ fn config(home: &std::path::Path) -> RunnerConfig {
         log_path: home.join("logs/runner-test.log"),
         spawn_timeout: Duration::from_secs(5),
         stop_grace: Duration::from_secs(1),
+        workspace_roots: vec![home.parent().unwrap().to_owned()],
     }
 }
 
