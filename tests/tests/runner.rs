@@ -726,3 +726,289 @@ fn the_hub_starts_a_real_claude_session_through_the_runner() {
     rt.block_on(model.shutdown());
     env.finish();
 }
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+impl Env {
+    /// The id of this runner's machine, once the hub shows it online.
+    async fn online_machine(&self) -> String {
+        let hub = self.hub.as_ref().unwrap();
+        let machine = hapi_e2e::wait("the machine to come online", || async {
+            let list = hub.get("/api/machines").await;
+            list["machines"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["state"] == "online")
+                .cloned()
+        })
+        .await;
+        machine["id"].as_str().unwrap().to_owned()
+    }
+
+    /// `POST /api/machines/{id}/sessions` on the hub.
+    async fn hub_spawn(&self, machine: &str, body: Value) -> (u16, Value) {
+        let hub = self.hub.as_ref().unwrap();
+        hub.post(&format!("/api/machines/{machine}/sessions"), body).await
+    }
+
+    /// Records the PIDs of the sessions the runner lists, for cleanup.
+    fn adopt_listed(&mut self) -> Vec<(String, u32, String)> {
+        let listed = self.list();
+        self.sessions.extend(listed.iter().map(|(_, pid, _)| *pid));
+        listed
+    }
+}
+
+fn error_of(body: &Value) -> (String, String) {
+    (
+        body["error"]["code"].as_str().unwrap_or_default().to_owned(),
+        body["error"]["message"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// The control server's `spawn-session` checks the directory: a missing one is
+/// `directory_missing` unless `createDirectory` is set, a file in the way is
+/// `directory_unusable`, and nothing outside the workspace roots (the test's temp
+/// dir here) is used, whether reached by `..` or through a symlink.
+#[test]
+fn spawn_session_checks_the_directory_and_creates_it_only_when_asked() {
+    let mut env = Env::new();
+    env.start();
+    let root = env.dir.path().to_owned();
+
+    let missing = root.join("new/project");
+    let (status, body) = env.control("/spawn-session", json!({"directory": missing}));
+    let (code, message) = error_of(&body);
+    assert_eq!((status, code.as_str()), (422, "directory_missing"), "{body}");
+    assert!(message.contains(missing.to_str().unwrap()), "names the path: {message}");
+    assert!(!missing.exists(), "nothing is created without createDirectory");
+
+    let (status, body) = env.control(
+        "/spawn-session",
+        json!({"directory": missing, "createDirectory": true, "prompt": "do it"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    env.sessions.push(body["pid"].as_u64().unwrap() as u32);
+    assert!(missing.is_dir(), "created");
+    assert_eq!(body["directory"], json!(missing.canonicalize().unwrap()));
+    assert_eq!(env.list().len(), 1);
+
+    let file = root.join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    for (path, create) in [(file.clone(), false), (file.clone(), true), (file.join("sub"), true)] {
+        let (status, body) = env.control("/spawn-session", json!({"directory": path, "createDirectory": create}));
+        let (code, message) = error_of(&body);
+        assert_eq!((status, code.as_str()), (422, "directory_unusable"), "{body}");
+        assert!(message.contains("a file exists"), "{message}");
+        assert!(message.contains(path.to_str().unwrap()), "{message}");
+    }
+
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), root.join("escape")).unwrap();
+    let outside_name = outside.path().file_name().unwrap().to_str().unwrap();
+    for path in [
+        PathBuf::from("/"),
+        root.join("..").join(outside_name),
+        root.join("new/../..").join(outside_name).join("made"),
+        root.join("escape"),
+        root.join("escape/made"),
+    ] {
+        let (status, body) = env.control("/spawn-session", json!({"directory": path, "createDirectory": true}));
+        let (code, message) = error_of(&body);
+        assert_eq!(
+            (status, code.as_str()),
+            (422, "directory_outside_roots"),
+            "{}: {body}",
+            path.display()
+        );
+        assert!(message.contains(root.to_str().unwrap()), "lists the roots: {message}");
+    }
+    assert!(
+        !outside.path().join("made").exists(),
+        "nothing created outside the roots"
+    );
+    assert_eq!(env.list().len(), 1, "no session started for a refused directory");
+    env.finish();
+}
+
+/// Through the hub's API: the runner's directory codes reach the hub, a missing
+/// directory is created after approval, and a worktree spawn runs the session in
+/// a new git worktree on a new branch.
+#[test]
+fn the_hub_spawns_through_the_runner_with_directory_checks_and_worktrees() {
+    let mut env = Env::new();
+    env.start();
+    let rt = rt();
+    let root = env.dir.path().canonicalize().unwrap();
+    let repo = root.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    let git = |dir: &Path, args: &[&str]| {
+        let out = Command::new("git").arg("-C").arg(dir).args(args).output().unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    git(&repo, &["init", "-q"]);
+    git(
+        &repo,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "init",
+        ],
+    );
+    std::fs::write(root.join("a-file"), "x").unwrap();
+
+    let worktree = root.join("repo-worktrees/feature/remote");
+    let session = rt.block_on(async {
+        let machine = env.online_machine().await;
+        // An existing directory.
+        let (status, body) = env
+            .hub_spawn(&machine, json!({"agent": "claude", "cwd": repo, "prompt": "do it"}))
+            .await;
+        assert_eq!(status, 201, "{body}");
+
+        // The runner's codes and messages reach the hub's API.
+        let (status, body) = env.hub_spawn(&machine, json!({"agent": "claude", "cwd": "/"})).await;
+        assert_eq!(
+            (status, error_of(&body).0.as_str()),
+            (422, "directory_outside_roots"),
+            "{body}"
+        );
+        let (status, body) = env
+            .hub_spawn(&machine, json!({"agent": "claude", "cwd": root.join("a-file")}))
+            .await;
+        assert_eq!(
+            (status, error_of(&body).0.as_str()),
+            (422, "directory_unusable"),
+            "{body}"
+        );
+        assert!(error_of(&body).1.contains("a file exists"), "{body}");
+
+        // A missing directory needs approval; once allowed it is created.
+        let missing = root.join("later/project");
+        let (status, body) = env
+            .hub_spawn(&machine, json!({"agent": "claude", "cwd": missing, "prompt": "do it"}))
+            .await;
+        assert_eq!(status, 202, "{body}");
+        assert!(!missing.exists());
+        let approval = body["approval"]["id"].as_str().unwrap().to_owned();
+        let hub = env.hub.as_ref().unwrap();
+        let (status, body) = hub
+            .post(&format!("/api/approvals/{approval}"), json!({"decision": "allow_once"}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body["session_id"].is_string(), "{body}");
+        assert!(missing.is_dir(), "created after approval");
+
+        // Worktrees: bad branch names, a directory that is no repository, then one that works.
+        let (status, body) = env
+            .hub_spawn(
+                &machine,
+                json!({"agent": "claude", "cwd": repo, "worktree_branch": "bad..name"}),
+            )
+            .await;
+        assert_eq!((status, error_of(&body).0.as_str()), (422, "worktree_failed"), "{body}");
+        assert!(error_of(&body).1.contains("not a valid branch name"), "{body}");
+        let (status, body) = env
+            .hub_spawn(
+                &machine,
+                json!({"agent": "claude", "cwd": missing, "worktree_branch": "x"}),
+            )
+            .await;
+        assert_eq!((status, error_of(&body).0.as_str()), (422, "worktree_failed"), "{body}");
+        assert!(error_of(&body).1.contains("not inside a git repository"), "{body}");
+
+        let (status, body) = env
+            .hub_spawn(
+                &machine,
+                json!({"agent": "claude", "cwd": repo, "prompt": "do it", "worktree_branch": "feature/remote"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let id = body["session_id"].as_str().unwrap().to_owned();
+        let session = hub.get(&format!("/api/sessions/{id}")).await;
+        assert_eq!(session["session"]["cwd"], json!(worktree), "{session}");
+
+        // The same branch again: git refuses, and says why.
+        let (status, body) = env
+            .hub_spawn(
+                &machine,
+                json!({"agent": "claude", "cwd": repo, "worktree_branch": "feature/remote"}),
+            )
+            .await;
+        assert_eq!((status, error_of(&body).0.as_str()), (422, "worktree_failed"), "{body}");
+        id
+    });
+    assert!(worktree.join(".git").is_file(), "a linked worktree");
+    assert!(git(&repo, &["branch", "--list", "feature/remote"]).contains("feature/remote"));
+    assert!(git(&repo, &["worktree", "list"]).contains(worktree.to_str().unwrap()));
+    let listed = env.adopt_listed();
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    assert!(listed.iter().any(|(id, _, by)| id == &session && by == "runner"));
+    env.finish();
+}
+
+/// One hub per `HAPI_HOME`: a second `hapi hub` exits with the running hub's
+/// URL, and a lock and hub.json left by a dead hub do not stop a new one.
+#[test]
+fn a_second_hub_on_the_same_home_is_refused_and_a_dead_ones_files_are_not() {
+    let mut env = Env::new();
+    let url = env.hub.as_ref().unwrap().url.clone();
+    let started = Instant::now();
+    let out = env
+        .cmd()
+        .arg("hub")
+        .env("HAPI_LISTEN_PORT", "0")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a second hub was started");
+    let err = text(&out.stderr);
+    let expected = format!("A hub is already running for HAPI_HOME={} at {url}", env.home.display());
+    assert!(err.contains(&expected), "{expected:?} not in:\n{err}");
+    assert!(started.elapsed() < Duration::from_secs(10), "refused at once");
+    assert!(env.home.join("hub.lock").exists(), "the running hub keeps its lock");
+
+    // The hub stops and cleans up after itself.
+    drop(env.hub.take());
+    poll("the hub's lock to go", Duration::from_secs(10), || {
+        (!env.home.join("hub.lock").exists() && !env.home.join("hub.json").exists()).then_some(())
+    });
+
+    // A dead hub's files are stale.
+    let mut dead = Command::new("true").spawn().unwrap();
+    let dead_pid = dead.id();
+    dead.wait().unwrap();
+    std::fs::write(env.home.join("hub.lock"), format!("{dead_pid} 12345\n")).unwrap();
+    std::fs::write(
+        env.home.join("hub.json"),
+        json!({"url": "http://127.0.0.1:9", "pid": dead_pid, "started_at": "2026-01-01T00:00:00Z"}).to_string(),
+    )
+    .unwrap();
+    let mut cmd = env.cmd();
+    cmd.arg("hub").env("HAPI_LISTEN_PORT", "0").stdout(Stdio::null());
+    let mut hub = hapi_e2e::Child::spawn("hapi hub", cmd, &env.dir.path().join("hub2.log"));
+    let state = poll("the new hub's hub.json", Duration::from_secs(30), || {
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(env.home.join("hub.json")).ok()?).ok()?;
+        (v["pid"] == hub.pid()).then_some(v)
+    });
+    assert_ne!(state["url"], "http://127.0.0.1:9");
+    let lock = std::fs::read_to_string(env.home.join("hub.lock")).unwrap();
+    assert!(lock.starts_with(&format!("{} ", hub.pid())), "{lock}");
+    hub.stop();
+    assert!(!env.home.join("hub.lock").exists(), "released on exit");
+    env.finish();
+}

@@ -1,11 +1,19 @@
 //! `hapi hub` and `hapi auth token`.
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use clap::Args;
 use hapi_hub::{AppState, HubConfig};
 use hapi_protocol::{HUB_STATE_FILE, HubStateFile};
+use hapi_runner::{LockOutcome, ProcessId, RunnerLock};
+
+/// `$HAPI_HOME/hub.lock`: one hub per `$HAPI_HOME`. Like the runner's lock it is
+/// created with O_EXCL and holds `PID START_TIME`, so a lock left by a dead hub
+/// (or one whose PID was reused) is recovered rather than believed.
+pub const HUB_LOCK_FILE: &str = "hub.lock";
 
 #[derive(Args)]
 pub struct HubArgs {
@@ -22,6 +30,7 @@ pub async fn run(args: HubArgs) -> Result<()> {
     }
     let home = config.home.clone();
     let listen = config.listen;
+    let lock = take_hub_lock(&home)?;
     let state = AppState::open(config).with_context(|| format!("cannot start the hub in {}", home.display()))?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
         format!("cannot listen on {listen} (is another hub running? set --listen or HAPI_LISTEN_PORT)")
@@ -35,8 +44,65 @@ pub async fn run(args: HubArgs) -> Result<()> {
     std::io::stdout().flush().ok();
     let result = hapi_hub::serve(listener, state, crate::shutdown_signal()).await;
     let _ = std::fs::remove_file(home.join(HUB_STATE_FILE));
+    lock.release();
     tracing::info!("hub stopped");
     result.context("hub failed")
+}
+
+/// Takes `hub.lock`, or fails naming the hub that already runs for `home`.
+fn take_hub_lock(home: &Path) -> Result<RunnerLock> {
+    hapi_runner::create_home(home)?;
+    let refuse = |pid: u32, url: Option<String>| -> anyhow::Error {
+        let at = url.unwrap_or_else(|| "an address it has not recorded yet".into());
+        anyhow::anyhow!(
+            "A hub is already running for HAPI_HOME={} at {at} (PID {pid}). Use that hub, stop it first, \
+             or give this one another HAPI_HOME.",
+            home.display()
+        )
+    };
+    let lock = match RunnerLock::try_acquire_file(&home.join(HUB_LOCK_FILE))? {
+        LockOutcome::Acquired(lock) => lock,
+        LockOutcome::Held(holder) => return Err(refuse(holder.pid, recorded_url(home, holder))),
+    };
+    // A hub that does not take the lock (an older `hapi`) still records itself.
+    if let Some(state) = read_state_file(home)
+        && state.pid != std::process::id()
+        && let Some(process) = ProcessId::of(state.pid)
+        && is_hub(process.pid)
+    {
+        lock.release();
+        return Err(refuse(state.pid, Some(state.url)));
+    }
+    Ok(lock)
+}
+
+fn read_state_file(home: &Path) -> Option<HubStateFile> {
+    let text = std::fs::read_to_string(home.join(HUB_STATE_FILE)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Whether the process looks like a `hapi hub` (its command line says `hub`).
+fn is_hub(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| c.split(|b| *b == 0).any(|arg| arg == b"hub"))
+        .unwrap_or(false)
+}
+
+/// The URL `holder` recorded in hub.json; a hub that just took the lock gets a
+/// few seconds to write it.
+fn recorded_url(home: &Path, holder: ProcessId) -> Option<String> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(state) = read_state_file(home)
+            && state.pid == holder.pid
+        {
+            return Some(state.url);
+        }
+        if Instant::now() >= deadline || !holder.is_alive() {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn write_state_file(home: &std::path::Path, url: &str) -> Result<()> {

@@ -5,6 +5,9 @@
 //! another process (different start time), is stale: it is removed, with a log
 //! line, while holding an advisory lock on `runner.state.json.lock.recover`, so
 //! two processes recovering at once can never delete each other's fresh lock.
+//!
+//! The same kind of lock, on another file, keeps a second `hapi hub` off a
+//! `$HAPI_HOME` ([`RunnerLock::try_acquire_file`] on `hub.lock`).
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -66,10 +69,25 @@ fn read_content(path: &Path) -> Result<Content> {
     }
 }
 
+/// What a lock file is called in log lines ("runner lock" for the runner's).
+fn kind(path: &Path) -> &'static str {
+    if path.file_name().and_then(|n| n.to_str()) == Some(crate::state::LOCK_FILE) {
+        "runner lock"
+    } else {
+        "lock"
+    }
+}
+
 impl RunnerLock {
-    /// Takes the lock for this process, recovering a stale one.
+    /// Takes the runner lock of `home` for this process, recovering a stale one.
     pub fn try_acquire(home: &Path) -> Result<LockOutcome> {
-        let path = lock_path(home);
+        Self::try_acquire_file(&lock_path(home))
+    }
+
+    /// Takes a lock of this kind at `path` (whose directory must exist) for
+    /// this process, recovering a stale one.
+    pub fn try_acquire_file(path: &Path) -> Result<LockOutcome> {
+        let path = path.to_owned();
         let me = ProcessId::current();
         loop {
             if Self::create(&path, me)? {
@@ -84,7 +102,7 @@ impl RunnerLock {
                 Content::Missing => continue,
                 _ => {}
             }
-            Self::recover_stale(home, &path)?;
+            Self::recover_stale(&path)?;
         }
     }
 
@@ -103,8 +121,10 @@ impl RunnerLock {
     }
 
     /// Removes the lock if, checked again under the recovery lock, it is stale.
-    fn recover_stale(home: &Path, path: &Path) -> Result<()> {
-        let guard_path = home.join(format!("{}.recover", crate::state::LOCK_FILE));
+    fn recover_stale(path: &Path) -> Result<()> {
+        let mut guard_path = path.as_os_str().to_owned();
+        guard_path.push(".recover");
+        let guard_path = PathBuf::from(guard_path);
         let guard = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -123,13 +143,18 @@ impl RunnerLock {
                 };
                 tracing::warn!(
                     pid = holder.pid,
-                    "recovering stale runner lock {} ({reason})",
+                    "recovering stale {} {} ({reason})",
+                    kind(path),
                     path.display()
                 );
                 remove_if_present(path);
             }
             Content::Unwritten { young: false } => {
-                tracing::warn!("recovering stale runner lock {} (it was never written)", path.display());
+                tracing::warn!(
+                    "recovering stale {} {} (it was never written)",
+                    kind(path),
+                    path.display()
+                );
                 remove_if_present(path);
             }
             _ => {}
@@ -138,9 +163,14 @@ impl RunnerLock {
         Ok(())
     }
 
-    /// The live holder of the lock in `home`, if any.
+    /// The live holder of the runner lock in `home`, if any.
     pub fn holder(home: &Path) -> Result<Option<ProcessId>> {
-        Ok(match read_content(&lock_path(home))? {
+        Self::holder_of_file(&lock_path(home))
+    }
+
+    /// The live holder of the lock at `path`, if any.
+    pub fn holder_of_file(path: &Path) -> Result<Option<ProcessId>> {
+        Ok(match read_content(path)? {
             Content::Holder(holder) if holder.is_alive() => Some(holder),
             _ => None,
         })
