@@ -52,6 +52,28 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// A request to the control server of the runner of `home`.
+fn control_at(home: &Path, path: &str, body: Value) -> (u16, Value) {
+    let state: Value = serde_json::from_str(&std::fs::read_to_string(home.join("runner.state.json")).unwrap()).unwrap();
+    let port = state["httpPort"].as_u64().unwrap();
+    let token = std::fs::read_to_string(home.join("runner.token")).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let r = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{port}{path}"))
+            .bearer_auth(token.trim())
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    })
+}
+
 impl Env {
     fn new() -> Env {
         let dir = tempfile::tempdir().unwrap();
@@ -145,23 +167,7 @@ impl Env {
     }
 
     fn control(&self, path: &str, body: Value) -> (u16, Value) {
-        let port = self.state().unwrap()["httpPort"].as_u64().unwrap();
-        let token = std::fs::read_to_string(self.home.join("runner.token")).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let r = reqwest::Client::new()
-                .post(format!("http://127.0.0.1:{port}{path}"))
-                .bearer_auth(token.trim())
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            let status = r.status().as_u16();
-            (status, r.json().await.unwrap_or(Value::Null))
-        })
+        control_at(&self.home, path, body)
     }
 
     /// Has the runner spawn a `hapi claude` session; returns (id, pid).
@@ -340,6 +346,7 @@ fn bad_runner_env_values_fail_with_a_clear_error() {
         ("HAPI_RUNNER_HEARTBEAT_INTERVAL", "abc"),
         ("HAPI_RUNNER_HEARTBEAT_INTERVAL", "10"),
         ("HAPI_RUNNER_HTTP_TIMEOUT", "soon"),
+        ("HAPI_WORKSPACE_ROOTS", "/ok:relative/dir"),
     ] {
         let out = env.cmd().args(["runner", "start"]).env(var, value).output().unwrap();
         assert!(!out.status.success(), "{var}={value} accepted");
@@ -1011,4 +1018,103 @@ fn a_second_hub_on_the_same_home_is_refused_and_a_dead_ones_files_are_not() {
     hub.stop();
     assert!(!env.home.join("hub.lock").exists(), "released on exit");
     env.finish();
+}
+
+/// EACCES needs a runner that permissions apply to, and root ignores them. So
+/// the whole runner runs as `nobody` (uid 65534, through util-linux `setpriv`)
+/// with its own world-traversable temp dir, a `HAPI_HOME` owned by nobody and a
+/// root-owned 0700 directory it is asked to use and to create a directory in.
+/// Running the real runner (rather than only the errno mapping, which the
+/// runner's unit tests cover) checks the message end to end. Skipped, with a
+/// note, when the test is not root or `setpriv` is missing.
+#[test]
+fn a_directory_the_runner_may_not_use_is_refused_with_permission_denied() {
+    use std::os::unix::fs::MetadataExt as _;
+    let is_root = std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
+    let has_setpriv = Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !is_root || !has_setpriv {
+        eprintln!("skipped: needs root and setpriv to run a runner as an unprivileged user");
+        return;
+    }
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let home = dir.join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::os::unix::fs::chown(&home, Some(65534), Some(65534)).unwrap();
+    let hapi = dir.join("bin/hapi");
+    std::fs::create_dir_all(hapi.parent().unwrap()).unwrap();
+    std::fs::copy(bin("hapi"), &hapi).unwrap();
+    std::fs::set_permissions(&hapi, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let locked = dir.join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();
+
+    let hapi_as_nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&hapi)
+            .args(args)
+            .current_dir(dir)
+            .env("HAPI_HOME", &home)
+            .env("HOME", &home)
+            .env("HAPI_WORKSPACE_ROOTS", dir)
+            .env("HAPI_NO_RUNNER_AUTOSTART", "1")
+            .env("HAPI_RUNNER_HEARTBEAT_INTERVAL", HEARTBEAT_MS.to_string())
+            .env_remove("CLI_API_TOKEN")
+            .env_remove("HAPI_HUB_URL")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // Whatever happens, nothing of this home outlives the test.
+    struct KillLeftovers(String);
+    impl Drop for KillLeftovers {
+        fn drop(&mut self) {
+            for pid in pids_with_env("HAPI_HOME", &self.0) {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            }
+        }
+    }
+    let _guard = KillLeftovers(home.to_str().unwrap().to_owned());
+    let out = hapi_as_nobody(&["runner", "start"]);
+    assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    let state: Value = serde_json::from_str(&std::fs::read_to_string(home.join("runner.state.json")).unwrap()).unwrap();
+    let runner = state["pid"].as_u64().unwrap() as u32;
+    let uid = std::fs::metadata(format!("/proc/{runner}")).unwrap().uid();
+    assert_eq!(uid, 65534, "the runner runs as nobody");
+
+    for (path, create) in [
+        (locked.join("sub"), true),
+        (locked.join("sub"), false),
+        (locked.clone(), false),
+    ] {
+        let (status, body) = control_at(
+            &home,
+            "/spawn-session",
+            json!({"directory": path, "createDirectory": create}),
+        );
+        let (code, message) = error_of(&body);
+        assert_eq!(
+            (status, code.as_str()),
+            (422, "directory_unusable"),
+            "{}: {body}",
+            path.display()
+        );
+        assert!(message.contains("permission denied"), "{message}");
+        assert!(message.contains(path.to_str().unwrap()), "{message}");
+    }
+    assert!(!locked.join("sub").exists());
+
+    let out = hapi_as_nobody(&["runner", "stop"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let home = home.to_str().unwrap().to_owned();
+    let left = poll("the nobody runner to exit", Duration::from_secs(20), || {
+        let left = pids_with_env("HAPI_HOME", &home);
+        left.is_empty().then_some(left)
+    });
+    assert!(left.is_empty());
 }
