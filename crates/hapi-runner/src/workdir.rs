@@ -85,14 +85,26 @@ fn resolve(dir: &Path) -> Resolved {
         let prefix: PathBuf = parts[..end].iter().collect();
         match prefix.canonicalize() {
             Ok(existing) => {
-                let mut path = existing.clone();
-                for part in &parts[end..] {
-                    match part {
-                        Component::ParentDir => {
-                            path.pop();
+                let tail = &parts[end..];
+                if tail.contains(&Component::ParentDir) {
+                    // `missing/../x` may lead back into something that exists:
+                    // apply the `..`s, then look again (no `..` is left).
+                    let mut path = existing;
+                    for part in tail {
+                        match part {
+                            Component::ParentDir => {
+                                path.pop();
+                            }
+                            Component::Normal(name) => path.push(name),
+                            _ => {}
                         }
-                        Component::Normal(name) => path.push(name),
-                        _ => {}
+                    }
+                    return resolve(&path);
+                }
+                let mut path = existing.clone();
+                for part in tail {
+                    if let Component::Normal(name) = part {
+                        path.push(name);
                     }
                 }
                 return Resolved {
@@ -355,6 +367,12 @@ mod tests {
         assert!(missing.to_string().contains("new/deeper"), "{missing}");
         let made = prepare_directory(&root.join("new/deeper"), true, &roots).unwrap();
         assert!(made.is_dir());
+        // `..` after a missing part may lead back to something that exists.
+        assert_eq!(
+            prepare_directory(&root.join("nothing/../ok"), false, &roots).unwrap(),
+            root.join("ok").canonicalize().unwrap()
+        );
+        assert!(!root.join("nothing").exists());
 
         for escape in [
             root.join("../outside"),
