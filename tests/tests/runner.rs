@@ -1025,8 +1025,9 @@ fn a_second_hub_on_the_same_home_is_refused_and_a_dead_ones_files_are_not() {
 /// with its own world-traversable temp dir, a `HAPI_HOME` owned by nobody and a
 /// root-owned 0700 directory it is asked to use and to create a directory in.
 /// Running the real runner (rather than only the errno mapping, which the
-/// runner's unit tests cover) checks the message end to end. Skipped, with a
-/// note, when the test is not root or `setpriv` is missing.
+/// runner's unit tests cover) checks the message end to end. It needs root and
+/// util-linux's `setpriv` (as on CI); without them it fails rather than pass
+/// without testing anything.
 #[test]
 fn a_directory_the_runner_may_not_use_is_refused_with_permission_denied() {
     use std::os::unix::fs::MetadataExt as _;
@@ -1035,10 +1036,10 @@ fn a_directory_the_runner_may_not_use_is_refused_with_permission_denied() {
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !is_root || !has_setpriv {
-        eprintln!("skipped: needs root and setpriv to run a runner as an unprivileged user");
-        return;
-    }
+    assert!(
+        is_root && has_setpriv,
+        "this test runs a runner as an unprivileged user: it needs root and `setpriv` (util-linux)"
+    );
     let base = tempfile::tempdir().unwrap();
     let dir = base.path();
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
