@@ -26,6 +26,21 @@ echo "==> Rust tests (workspace)"
 cargo build --workspace --bins
 cargo test --workspace --no-fail-fast -- --test-threads="${HAPI_TEST_THREADS:-2}"
 
+echo "==> No test left a process behind"
+# Every test stops what it started; anything still running from this build (or a
+# test's private copy of `hapi`) is a cleanup bug that would hang CI later.
+left=""
+for d in /proc/[0-9]*; do
+  exe=$(readlink "$d/exe" 2>/dev/null) || continue
+  case "$exe" in
+    "$PWD"/target/*|/tmp/*/bin/hapi*) left+="  pid ${d#/proc/}: $exe"$'\n' ;;
+  esac
+done
+if [ -n "$left" ]; then
+  printf 'processes left running by the tests:\n%s' "$left" >&2
+  exit 1
+fi
+
 echo "==> Generated TypeScript types are up to date"
 if ! git diff --exit-code --stat -- ui/src/generated; then
   echo "ui/src/generated differs from the Rust types: commit the regenerated files" >&2
