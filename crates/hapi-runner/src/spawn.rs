@@ -123,7 +123,7 @@ pub(crate) fn session_command(
     Ok(cmd)
 }
 
-/// A fresh log path for a spawned session: `logs/spawn-YYYYMMDD-HHMMSS-XXXX.log`.
+/// A fresh log path for a spawned session: `logs/spawn-YYYYMMDD-HHMMSS-<random>.log`.
 pub(crate) fn session_log_path(home: &Path) -> Result<PathBuf> {
     let dir = crate::state::logs_dir(home);
     std::fs::create_dir_all(&dir).map_err(|e| RunnerError::io("cannot create", &dir, e))?;
