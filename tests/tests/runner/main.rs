@@ -5,6 +5,7 @@
 //! Sessions the runner spawns are not children of the test: each test kills the
 //! ones it knows by PID (process group) and finally checks that no process
 //! started with its `HAPI_HOME` is left.
+mod browser;
 mod env;
 mod lifecycle;
 mod remote;
