@@ -82,6 +82,13 @@ async fn start() -> Result<i32> {
     let exe = cli_path()?;
     let mtime = mtime_ms(&exe)?;
     if let Some(state) = live_state(&home)? {
+        if let Some(app) = &state.embedded_in {
+            println!(
+                "Runner already running in {app} (PID {}, HTTP port {})",
+                state.pid, state.http_port
+            );
+            return Ok(0);
+        }
         if state.started_with_cli_version == version() && state.started_with_cli_mtime_ms == mtime {
             println!(
                 "Runner already running (PID {}, version {}, HTTP port {})",
@@ -203,6 +210,14 @@ async fn stop() -> Result<i32> {
         }
         Err(e) => return Err(e.into()),
     };
+    if let Some(app) = &state.embedded_in {
+        eprintln!(
+            "The runner for HAPI_HOME={} (PID {}) belongs to {app}; it stops when you quit {app} from its tray menu.",
+            home.display(),
+            state.pid
+        );
+        return Ok(1);
+    }
     let holder = RunnerLock::holder(&home)?.filter(|h| h.pid == state.pid);
     if let Err(e) = client.stop().await {
         eprintln!("the control server did not answer ({e}); sending SIGTERM");

@@ -69,6 +69,11 @@ pub struct RunnerConfig {
     /// Sessions are only spawned inside these directories
     /// (`HAPI_WORKSPACE_ROOTS`, default `$HOME`; see [`crate::workdir`]).
     pub workspace_roots: Vec<PathBuf>,
+    /// The application this runner is embedded in (the desktop app), or `None`
+    /// for `hapi runner`. An embedded runner is never taken over by
+    /// `hapi runner start`, never replaces itself (the app's updates restart it),
+    /// and `hapi runner stop` refuses it, saying whose it is.
+    pub embedded_in: Option<String>,
 }
 
 impl RunnerConfig {
@@ -84,6 +89,7 @@ impl RunnerConfig {
             spawn_timeout: Duration::from_secs(30),
             stop_grace: Duration::from_secs(5),
             workspace_roots: crate::workdir::workspace_roots_from_env()?,
+            embedded_in: None,
         })
     }
 }

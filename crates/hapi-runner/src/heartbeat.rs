@@ -33,7 +33,13 @@ impl Heartbeat {
         let config = self.handle.config().clone();
         self.handle.prune();
 
-        match mtime_ms(&config.cli_path) {
+        // An embedded runner is replaced by restarting its app, not by itself.
+        let binary = if config.embedded_in.is_some() {
+            Err(None)
+        } else {
+            mtime_ms(&config.cli_path).map_err(Some)
+        };
+        match binary {
             Ok(now) if now != self.state.started_with_cli_mtime_ms && self.replacement_for != Some(now) => {
                 tracing::info!(
                     recorded_mtime_ms = self.state.started_with_cli_mtime_ms,
@@ -44,8 +50,9 @@ impl Heartbeat {
                 self.start_replacement(&config.cli_path).await;
             }
             Ok(_) => {}
+            Err(None) => {}
             // Mid-upgrade the binary may be missing for a moment: try next time.
-            Err(e) => tracing::debug!("{e}"),
+            Err(Some(e)) => tracing::debug!("{e}"),
         }
 
         match RunnerState::read(&config.home) {

@@ -252,6 +252,11 @@ impl Runner {
             if state.started_with_cli_version == config.cli_version && state.started_with_cli_mtime_ms == mtime {
                 return Ok(StartOutcome::AlreadyRunning { state });
             }
+            if let Some(app) = &state.embedded_in {
+                // The app owns its runner; only the app replaces it.
+                tracing::info!(pid = state.pid, app = %app, "the running runner is embedded in an app; not taking over");
+                return Ok(StartOutcome::AlreadyRunning { state });
+            }
             tracing::info!(
                 old_pid = state.pid,
                 old_version = %state.started_with_cli_version,
@@ -283,6 +288,7 @@ impl Runner {
             started_with_cli_mtime_ms: mtime,
             last_heartbeat: now,
             runner_log_path: config.log_path.display().to_string(),
+            embedded_in: config.embedded_in.clone(),
         };
         state.write(&config.home)?;
         tracing::info!(pid = state.pid, port, version = %config.cli_version, mtime_ms = mtime, sessions = registry.list().len(), "runner started");

@@ -50,6 +50,9 @@ pub struct RunnerState {
     pub last_heartbeat: String,
     /// The runner's log file.
     pub runner_log_path: String,
+    /// The application the runner is embedded in (absent for `hapi runner`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedded_in: Option<String>,
 }
 
 impl RunnerState {
@@ -225,6 +228,7 @@ mod tests {
             started_with_cli_mtime_ms: 3,
             last_heartbeat: now_rfc3339(),
             runner_log_path: "/x.log".into(),
+            embedded_in: None,
         };
         state.write(dir.path()).unwrap();
         let json: serde_json::Value =

@@ -19,6 +19,7 @@ fn config(home: &std::path::Path) -> RunnerConfig {
         spawn_timeout: Duration::from_secs(5),
         stop_grace: Duration::from_secs(1),
         workspace_roots: vec![home.parent().unwrap().to_owned()],
+        embedded_in: None,
     }
 }
 

@@ -372,3 +372,54 @@ fn hapi_claude_starts_the_runner_and_reports_itself() {
     session.stop();
     env.finish();
 }
+
+/// A runner embedded in an app (the desktop app, in-process) holds the same lock
+/// and state file: `hapi runner start` sees it running and leaves it alone, and
+/// `hapi runner stop` explains that it belongs to the app.
+#[test]
+fn an_embedded_runner_is_left_to_its_app() {
+    let env = Env::new();
+    let rt = rt();
+    let config = hapi_runner::RunnerConfig {
+        home: env.home.clone(),
+        cli_path: env.hapi.clone(),
+        cli_version: "0.0.0-app".into(), // another identity than the CLI's
+        heartbeat_interval: Duration::from_millis(HEARTBEAT_MS),
+        log_path: env.home.join("logs/runner-embedded.log"),
+        spawn_timeout: Duration::from_secs(10),
+        stop_grace: Duration::from_secs(1),
+        workspace_roots: vec![env.dir.path().to_owned()],
+        embedded_in: Some("HAPI Desktop".into()),
+    };
+    let runner = rt.block_on(async {
+        match hapi_runner::Runner::start(config, std::sync::Arc::new(hapi_runner::NoHubLink))
+            .await
+            .unwrap()
+        {
+            hapi_runner::StartOutcome::Started(runner) => runner,
+            hapi_runner::StartOutcome::AlreadyRunning { .. } => panic!("nothing else runs here"),
+        }
+    });
+    let handle = runner.handle();
+    let task = rt.spawn(runner.run(std::future::pending()));
+    assert_eq!(env.state().unwrap()["embeddedIn"], "HAPI Desktop");
+
+    let out = env.ok(&["runner", "start"]);
+    assert!(out.contains("already running in HAPI Desktop"), "{out}");
+    assert_eq!(env.runner_pid(), std::process::id(), "not taken over");
+
+    let out = env.hapi(&["runner", "stop"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("belongs to HAPI Desktop") && err.contains("quit HAPI Desktop"),
+        "{err}"
+    );
+    assert_eq!(env.runner_pid(), std::process::id(), "still running");
+
+    handle.request_stop();
+    let reason = rt.block_on(task).unwrap().unwrap();
+    assert_eq!(reason, hapi_runner::ExitReason::Stopped);
+    assert!(env.state().is_none(), "the app's runner cleans up on quit");
+    env.finish();
+}
