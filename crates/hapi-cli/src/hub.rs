@@ -64,28 +64,12 @@ fn take_hub_lock(home: &Path) -> Result<RunnerLock> {
         LockOutcome::Acquired(lock) => lock,
         LockOutcome::Held(holder) => return Err(refuse(holder.pid, recorded_url(home, holder))),
     };
-    // A hub that does not take the lock (an older `hapi`) still records itself.
-    if let Some(state) = read_state_file(home)
-        && state.pid != std::process::id()
-        && let Some(process) = ProcessId::of(state.pid)
-        && is_hub(process.pid)
-    {
-        lock.release();
-        return Err(refuse(state.pid, Some(state.url)));
-    }
     Ok(lock)
 }
 
 fn read_state_file(home: &Path) -> Option<HubStateFile> {
     let text = std::fs::read_to_string(home.join(HUB_STATE_FILE)).ok()?;
     serde_json::from_str(&text).ok()
-}
-
-/// Whether the process looks like a `hapi hub` (its command line says `hub`).
-fn is_hub(pid: u32) -> bool {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|c| c.split(|b| *b == 0).any(|arg| arg == b"hub"))
-        .unwrap_or(false)
 }
 
 /// The URL `holder` recorded in hub.json; a hub that just took the lock gets a
