@@ -11,62 +11,16 @@
 //   HAPI_TEST_CHROMIUM    browser binary (default /usr/bin/chromium)
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import fs from "node:fs";
-import path from "node:path";
-import { chromium } from "playwright-core";
+import { requiredEnv, screenshot, timeout, withPhonePage } from "./harness.mjs";
 
 const FINAL_TEXT = "Done: wrote hello to out.txt.";
 
-function requiredEnv() {
-  const names = ["HAPI_TEST_URL", "HAPI_TEST_TOKEN", "HAPI_TEST_SESSION_ID"];
-  const missing = names.filter((n) => !process.env[n]);
-  if (missing.length) {
-    throw new Error(
-      `approve.test.mjs needs ${missing.join(", ")} in the environment ` +
-        "(the Rust e2e harness sets them after starting the hub, the fake model and Claude Code). " +
-        "Refusing to skip: this test must not pass without running.",
-    );
-  }
-  return {
-    url: process.env.HAPI_TEST_URL.replace(/\/+$/, ""),
-    token: process.env.HAPI_TEST_TOKEN,
-    sessionId: process.env.HAPI_TEST_SESSION_ID,
-  };
-}
-
-const timeout = Number(process.env.HAPI_TEST_TIMEOUT_MS || 60_000);
-const artifacts = process.env.HAPI_TEST_ARTIFACTS || "";
-
-async function screenshot(page, name) {
-  if (!artifacts || !page) return;
-  fs.mkdirSync(artifacts, { recursive: true });
-  await page.screenshot({ path: path.join(artifacts, name), fullPage: false }).catch(() => {});
-}
-
 test("approve a pending Bash call from the phone UI", { timeout: timeout * 6 }, async () => {
-  const { url, token, sessionId } = requiredEnv();
-  const browser = await chromium.launch({
-    executablePath: process.env.HAPI_TEST_CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
-  let page;
-  const log = [];
-  try {
-    const context = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
-    context.setDefaultTimeout(timeout);
-    page = await context.newPage();
-    page.on("console", (m) => log.push(`console.${m.type()}: ${m.text()}`));
-    page.on("pageerror", (e) => log.push(`pageerror: ${e.message}`));
-
+  const env = requiredEnv("approve.test.mjs", ["HAPI_TEST_URL", "HAPI_TEST_TOKEN", "HAPI_TEST_SESSION_ID"]);
+  const url = env.HAPI_TEST_URL.replace(/\/+$/, "");
+  const token = env.HAPI_TEST_TOKEN;
+  const sessionId = env.HAPI_TEST_SESSION_ID;
+  await withPhonePage("approve", async (page) => {
     // 1. Sign in through the fragment; the app must strip it from the URL.
     await page.goto(`${url}/#token=${encodeURIComponent(token)}`);
     const item = page.locator(`[data-testid="session-item"][data-session-id="${sessionId}"]`);
@@ -116,11 +70,5 @@ test("approve a pending Bash call from the phone UI", { timeout: timeout * 6 }, 
     await page.getByTestId("agent-text").filter({ hasText: FINAL_TEXT }).first().waitFor({ state: "visible" });
 
     await screenshot(page, "approve.png");
-  } catch (err) {
-    await screenshot(page, "approve-failure.png");
-    if (log.length) console.error(log.join("\n"));
-    throw err;
-  } finally {
-    await browser.close();
-  }
+  });
 });

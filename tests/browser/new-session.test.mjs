@@ -10,55 +10,14 @@
 // Optional: HAPI_TEST_ARTIFACTS, HAPI_TEST_TIMEOUT_MS, HAPI_TEST_CHROMIUM (as in approve.test.mjs).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import fs from "node:fs";
-import path from "node:path";
-import { chromium } from "playwright-core";
-
-function requiredEnv() {
-  const names = ["HAPI_TEST_URL", "HAPI_TEST_TOKEN", "HAPI_TEST_CWD"];
-  const missing = names.filter((n) => !process.env[n]);
-  if (missing.length) {
-    throw new Error(`new-session.test.mjs needs ${missing.join(", ")} (set by the Rust harness); refusing to skip.`);
-  }
-  return {
-    url: process.env.HAPI_TEST_URL.replace(/\/+$/, ""),
-    token: process.env.HAPI_TEST_TOKEN,
-    cwd: process.env.HAPI_TEST_CWD,
-  };
-}
-
-const timeout = Number(process.env.HAPI_TEST_TIMEOUT_MS || 60_000);
-const artifacts = process.env.HAPI_TEST_ARTIFACTS || "";
-
-async function screenshot(page, name) {
-  if (!artifacts || !page) return;
-  fs.mkdirSync(artifacts, { recursive: true });
-  await page.screenshot({ path: path.join(artifacts, name) }).catch(() => {});
-}
+import { requiredEnv, screenshot, timeout, withPhonePage } from "./harness.mjs";
 
 test("start a session on a machine, approving its new directory", { timeout: timeout * 4 }, async () => {
-  const { url, token, cwd } = requiredEnv();
-  const browser = await chromium.launch({
-    executablePath: process.env.HAPI_TEST_CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
-  let page;
-  const log = [];
-  try {
-    const context = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
-    context.setDefaultTimeout(timeout);
-    page = await context.newPage();
-    page.on("console", (m) => log.push(`console.${m.type()}: ${m.text()}`));
-    page.on("pageerror", (e) => log.push(`pageerror: ${e.message}`));
+  const env = requiredEnv("new-session.test.mjs", ["HAPI_TEST_URL", "HAPI_TEST_TOKEN", "HAPI_TEST_CWD"]);
+  const url = env.HAPI_TEST_URL.replace(/\/+$/, "");
+  const token = env.HAPI_TEST_TOKEN;
+  const cwd = env.HAPI_TEST_CWD;
+  await withPhonePage("new-session", async (page) => {
     await page.goto(`${url}/#token=${encodeURIComponent(token)}`);
 
     // 1. The machine is listed online; open "New session" on it.
@@ -80,11 +39,5 @@ test("start a session on a machine, approving its new directory", { timeout: tim
     await page.waitForFunction(() => location.hash.startsWith("#/session/"), null, { timeout });
     await page.locator('[data-testid="approval-card"][data-state="pending"]').first().waitFor({ state: "visible" });
     await screenshot(page, "new-session.png");
-  } catch (err) {
-    await screenshot(page, "new-session-failure.png");
-    if (log.length) console.error(log.join("\n"));
-    throw err;
-  } finally {
-    await browser.close();
-  }
+  });
 });

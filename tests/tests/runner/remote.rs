@@ -45,21 +45,12 @@ fn the_hub_starts_a_real_claude_session_through_the_runner() {
     let work = env.dir.path().join("remote-work");
     std::fs::create_dir_all(&work).unwrap();
 
+    // The runner links this machine to the hub.
+    let machine_id = rt.block_on(env.online_machine());
     let hub = env.hub.take().unwrap();
     let (session_id, machine_id) = rt.block_on(async {
-        // The runner links this machine to the hub.
-        let machine = hapi_e2e::wait("the machine to come online", || async {
-            let list = hub.get("/api/machines").await;
-            list["machines"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|m| m["state"] == "online")
-                .cloned()
-        })
-        .await;
-        assert_eq!(machine["runner"]["pid"], runner);
-        let machine_id = machine["id"].as_str().unwrap().to_owned();
+        let machine = hub.get(&format!("/api/machines/{machine_id}")).await;
+        assert_eq!(machine["machine"]["runner"]["pid"], runner);
 
         let (status, body) = hub
             .post(
