@@ -104,11 +104,6 @@ impl AppState {
         &self.inner.config
     }
 
-    /// The database.
-    pub fn store(&self) -> &Arc<Store> {
-        &self.inner.store
-    }
-
     /// The single writer.
     pub fn writer(&self) -> &Writer {
         &self.inner.writer

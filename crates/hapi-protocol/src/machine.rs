@@ -78,6 +78,14 @@ pub struct MachineList {
     pub machines: Vec<Machine>,
 }
 
+/// `GET /api/machines/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct MachineResponse {
+    /// The machine.
+    pub machine: Machine,
+}
+
 /// `POST /api/machines/{id}/sessions`: start a session on that machine.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[ts(export)]

@@ -13,8 +13,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use hapi_protocol::{
-    Decision, ErrorBody, ErrorCode, MachineFrame, MachineList, MachineRpc, MachineState, PermissionOption,
-    SpawnNeedsApproval, SpawnSession, SpawnedSession,
+    Decision, ErrorBody, ErrorCode, MachineFrame, MachineList, MachineResponse, MachineRpc, MachineState,
+    PermissionOption, SpawnNeedsApproval, SpawnSession, SpawnedSession,
 };
 use tokio::sync::mpsc;
 use tracing::Instrument as _;
@@ -39,9 +39,9 @@ pub(super) async fn list(State(state): State<AppState>) -> Result<Json<MachineLi
 pub(super) async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<MachineResponse>, ApiError> {
     let machine = state.read(move |c| hapi_store::machine(c, &id)).await?;
-    Ok(Json(serde_json::json!({ "machine": machine })))
+    Ok(Json(MachineResponse { machine }))
 }
 
 /// Tool name of the machine-scoped approval that asks to create a directory.
