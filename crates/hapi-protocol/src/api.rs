@@ -97,6 +97,43 @@ pub struct DecideApproval {
     /// Optional note passed to the agent (shown as the denial reason).
     #[serde(default)]
     pub message: Option<String>,
+    /// Where the decision was made; recorded with it. Defaults to `web`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub channel: Option<DecisionChannel>,
+}
+
+/// Where an approval was decided, for the record and the latency metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum DecisionChannel {
+    /// The web UI in a browser on this machine.
+    Web,
+    /// The desktop app's window.
+    DesktopWindow,
+    /// A button on a desktop notification.
+    DesktopNotification,
+    /// A paired phone.
+    Phone,
+    /// The approval policy, without asking anyone.
+    Policy,
+    /// A command line or script using the API.
+    Cli,
+}
+
+impl DecisionChannel {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionChannel::Web => "web",
+            DecisionChannel::DesktopWindow => "desktop_window",
+            DecisionChannel::DesktopNotification => "desktop_notification",
+            DecisionChannel::Phone => "phone",
+            DecisionChannel::Policy => "policy",
+            DecisionChannel::Cli => "cli",
+        }
+    }
 }
 
 /// Answer to [`DecideApproval`] (and to `GET /api/approvals/{id}`).

@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 mod api;
+mod desktop;
 mod error;
 mod event;
 mod machine;
@@ -15,6 +16,7 @@ mod update;
 mod wire;
 
 pub use api::*;
+pub use desktop::*;
 pub use error::*;
 pub use event::*;
 pub use machine::*;

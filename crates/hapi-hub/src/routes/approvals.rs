@@ -50,6 +50,7 @@ pub(super) async fn decide(
         return Err(ApiError::invalid(format!("`message` is longer than {MAX_NOTE} bytes")));
     }
     let decision = body.decision;
+    let channel = body.channel.unwrap_or(hapi_protocol::DecisionChannel::Web);
     // Decided, and for a session's request queued for its wrapper, in one transaction.
     let (approval, delivery) = state
         .writer()
@@ -72,7 +73,7 @@ pub(super) async fn decide(
         })
         .await?;
     tracing::info!(approval_id = %approval.id, session_id = ?approval.session_id, machine_id = ?approval.machine_id,
-        decision = decision.as_str(), "approval decided");
+        decision = decision.as_str(), channel = channel.as_str(), "approval decided");
     if let Some((session_id, outbox_id, command)) = delivery {
         state
             .links()
