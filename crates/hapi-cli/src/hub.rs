@@ -28,25 +28,58 @@ pub async fn run(args: HubArgs) -> Result<()> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
-    let home = config.home.clone();
-    let listen = config.listen;
-    let lock = take_hub_lock(&home)?;
-    let state = AppState::open(config).with_context(|| format!("cannot start the hub in {}", home.display()))?;
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
-        format!("cannot listen on {listen} (is another hub running? set --listen or HAPI_LISTEN_PORT)")
-    })?;
-    let addr = listener.local_addr()?;
-    let url = format!("http://{addr}");
-    write_state_file(&home, &url).context("cannot write hub.json")?;
-    tracing::info!(%url, home = %home.display(), "hub listening");
+    let hub = HubInstance::start(config).await?;
+    let url = hub.url.clone();
     println!("HAPI hub listening on {url}");
     println!("Sign in: {url}/#token=<token from `hapi auth token`>");
     std::io::stdout().flush().ok();
-    let result = hapi_hub::serve(listener, state, crate::shutdown_signal()).await;
-    let _ = std::fs::remove_file(home.join(HUB_STATE_FILE));
-    lock.release();
-    tracing::info!("hub stopped");
-    result.context("hub failed")
+    hub.serve(crate::shutdown_signal()).await
+}
+
+/// A hub that owns `$HAPI_HOME`: it holds `hub.lock`, is bound, and has written
+/// `hub.json`. `hapi hub` and the desktop app both run the hub through this, so
+/// there is one hub per `$HAPI_HOME` whichever started it.
+pub struct HubInstance {
+    /// `http://HOST:PORT` the hub answers on.
+    pub url: String,
+    /// The running hub's state (for in-process subscribers such as the desktop app).
+    pub state: AppState,
+    listener: tokio::net::TcpListener,
+    lock: RunnerLock,
+    home: std::path::PathBuf,
+}
+
+impl HubInstance {
+    /// Takes the hub lock, opens the database and binds `config.listen`.
+    pub async fn start(config: HubConfig) -> Result<Self> {
+        let home = config.home.clone();
+        let listen = config.listen;
+        let lock = take_hub_lock(&home)?;
+        let state = AppState::open(config).with_context(|| format!("cannot start the hub in {}", home.display()))?;
+        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
+            format!("cannot listen on {listen} (is another hub running? set --listen or HAPI_LISTEN_PORT)")
+        })?;
+        let addr = listener.local_addr()?;
+        let url = format!("http://{addr}");
+        write_state_file(&home, &url).context("cannot write hub.json")?;
+        tracing::info!(%url, home = %home.display(), "hub listening");
+        Ok(HubInstance {
+            url,
+            state,
+            listener,
+            lock,
+            home,
+        })
+    }
+
+    /// Serves until `shutdown` resolves, then removes `hub.json` and the lock.
+    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<()> {
+        let result = hapi_hub::serve(self.listener, self.state, shutdown).await;
+        let _ = std::fs::remove_file(self.home.join(HUB_STATE_FILE));
+        self.lock.release();
+        tracing::info!("hub stopped");
+        result.context("hub failed")
+    }
 }
 
 /// Takes `hub.lock`, or fails naming the hub that already runs for `home`.

@@ -159,8 +159,16 @@ async fn foreground(log_file: Option<PathBuf>) -> Result<i32> {
         .with_writer(std::sync::Mutex::new(file))
         .init();
     let config = RunnerConfig::from_env(home, cli_path()?, version(), log)?;
+    run_linked(config, crate::shutdown_signal()).await?;
+    Ok(0)
+}
+
+/// Runs a runner linked to the hub until `shutdown` resolves (or a newer runner
+/// takes over). `Ok(false)` when the same runner was already running.
+pub async fn run_linked(config: RunnerConfig, shutdown: impl std::future::Future<Output = ()>) -> Result<bool> {
     tracing::info!(
         heartbeat_ms = config.heartbeat_interval.as_millis() as u64,
+        embedded_in = ?config.embedded_in,
         "[RUNNER RUN] starting"
     );
     let (link, connection) = hapi_runner::hub_link(&config.home);
@@ -172,26 +180,35 @@ async fn foreground(log_file: Option<PathBuf>) -> Result<i32> {
                 started_at: runner.state().start_time.clone(),
             };
             let linked = tokio::spawn(connection.run(runner.handle(), hostname(), info));
-            let reason = runner.run(crate::shutdown_signal()).await?;
+            let reason = runner.run(shutdown).await?;
             // Give the link a moment to tell the hub that this runner is stopping.
             let _ = tokio::time::timeout(Duration::from_secs(3), linked).await;
             if reason == ExitReason::Superseded {
                 tracing::info!("replaced by a newer runner");
             }
-            Ok(0)
+            Ok(true)
         }
         Ok(StartOutcome::AlreadyRunning { state }) => {
             tracing::info!(
                 pid = state.pid,
                 "a runner with the same version and binary is already running"
             );
-            Ok(0)
+            Ok(false)
         }
         Err(e) => {
             tracing::error!("cannot start the runner: {e}");
             Err(e.into())
         }
     }
+}
+
+/// The configuration of a runner embedded in `app` (the desktop app): it spawns
+/// sessions with this executable, which answers `hapi` subcommands itself, and
+/// logs to the app's log.
+pub fn embedded_config(home: PathBuf, app: &str, log: PathBuf) -> Result<RunnerConfig> {
+    let mut config = RunnerConfig::from_env(home, cli_path()?, version(), log)?;
+    config.embedded_in = Some(app.to_owned());
+    Ok(config)
 }
 
 fn not_running(home: &Path) -> String {

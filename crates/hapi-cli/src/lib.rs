@@ -1,0 +1,114 @@
+//! `hapi`: run the hub, print credentials, run agent sessions, and manage the runner.
+//!
+//! A library as well as a binary, so that the desktop app is the same program:
+//! it embeds the hub ([`hub::HubInstance`]) and the runner ([`runner::run_embedded`])
+//! from here, and answers `hapi …` subcommands itself ([`main_from`]) when its
+//! runner spawns sessions with it.
+mod claude;
+pub mod hub;
+mod hub_client;
+pub mod runner;
+
+use std::ffi::OsString;
+
+use anyhow::Result;
+use clap::{CommandFactory as _, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "hapi", version = hapi_protocol::VERSION, about = "Run, watch and steer local AI coding agents")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the hub (HTTP API, live events and the web UI) in the foreground.
+    Hub(hub::HubArgs),
+    /// Credentials.
+    Auth {
+        #[command(subcommand)]
+        command: AuthCommand,
+    },
+    /// Run a Claude Code session driven through the hub, in the foreground.
+    Claude(claude::ClaudeArgs),
+    /// The runner: a background daemon that keeps sessions alive and tracks them.
+    Runner {
+        #[command(subcommand)]
+        command: runner::RunnerCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuthCommand {
+    /// Print the owner token (created on first use) for signing in to the UI.
+    Token,
+}
+
+/// Runs `hapi` with these arguments (the first is the program name) and returns
+/// the exit code.
+pub fn main_from(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
+    let cli = Cli::parse_from(args);
+    // A session wrapper relays one agent: one thread is plenty, and with ten or
+    // more wrappers running, every extra thread's memory counts.
+    let runtime = match cli.command {
+        Command::Claude(_) => tokio::runtime::Builder::new_current_thread().enable_all().build()?,
+        _ => tokio::runtime::Builder::new_multi_thread().enable_all().build()?,
+    };
+    match cli.command {
+        Command::Hub(args) => runtime.block_on(hub::run(args)).map(|()| 0),
+        Command::Auth {
+            command: AuthCommand::Token,
+        } => hub::print_token().map(|()| 0),
+        Command::Claude(args) => {
+            let code = runtime.block_on(claude::run(args));
+            // The agent's stdio readers may still block; exiting must not wait for them.
+            runtime.shutdown_background();
+            code
+        }
+        Command::Runner { command } => {
+            let code = runtime.block_on(runner::run(command))?;
+            drop(runtime);
+            Ok(code)
+        }
+    }
+}
+
+/// Whether these arguments (after the program name) are a `hapi` command line
+/// rather than a desktop-app launch: the app answers CLI subcommands itself.
+pub fn is_cli_invocation(args: &[OsString]) -> bool {
+    match args.get(1).and_then(|a| a.to_str()) {
+        None => false,
+        Some(first) => {
+            Cli::command().get_subcommands().any(|c| c.get_name() == first)
+                || matches!(first, "--help" | "-h" | "--version" | "-V" | "help")
+        }
+    }
+}
+
+/// Logs go to stderr, so stdout stays for what a command prints for scripts.
+pub(crate) fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HAPI_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("cannot install the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
