@@ -4,9 +4,11 @@ import type { ApprovalList } from "./generated/ApprovalList";
 import type { ApprovalResponse } from "./generated/ApprovalResponse";
 import type { DecideApproval } from "./generated/DecideApproval";
 import type { Decision } from "./generated/Decision";
+import type { DecisionChannel } from "./generated/DecisionChannel";
 import type { ErrorCode } from "./generated/ErrorCode";
 import type { ErrorResponse } from "./generated/ErrorResponse";
 import type { EventTicket } from "./generated/EventTicket";
+import type { HubInfo } from "./generated/HubInfo";
 import type { Machine } from "./generated/Machine";
 import type { MachineList } from "./generated/MachineList";
 import type { MessagePage } from "./generated/MessagePage";
@@ -17,6 +19,7 @@ import type { SessionResponse } from "./generated/SessionResponse";
 import type { SpawnedSession } from "./generated/SpawnedSession";
 import type { SpawnNeedsApproval } from "./generated/SpawnNeedsApproval";
 import type { SpawnSession } from "./generated/SpawnSession";
+import { decisionChannel } from "./desktop";
 
 /** An error answer of the hub, or a network failure (`code` = "network"). */
 export class ApiError extends Error {
@@ -38,11 +41,21 @@ function isErrorResponse(value: unknown): value is ErrorResponse {
   return typeof err === "object" && err !== null && typeof (err as { code?: unknown }).code === "string";
 }
 
+function isHubInfo(value: unknown): value is HubInfo {
+  if (typeof value !== "object" || value === null) return false;
+  const v = value as { credentials?: unknown };
+  if (typeof v.credentials !== "object" || v.credentials === null) return false;
+  const c = v.credentials as { store?: unknown; notice?: unknown };
+  return typeof c.store === "string" && (c.notice === undefined || c.notice === null || typeof c.notice === "string");
+}
+
 export class HubApi {
   constructor(
     private readonly token: string,
     /** Called on every 401, before the error is thrown. */
     private readonly onUnauthorized: () => void,
+    /** Recorded with our decisions: `desktop_window` inside the desktop app, else `web`. */
+    readonly channel: DecisionChannel = decisionChannel(),
   ) {}
 
   private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
@@ -109,7 +122,7 @@ export class HubApi {
   }
 
   async decide(id: string, decision: Decision, message: string | null = null): Promise<ApprovalResponse> {
-    const body: DecideApproval = { decision, message };
+    const body: DecideApproval = { decision, message, channel: this.channel };
     return this.request<ApprovalResponse>("POST", `/api/approvals/${encodeURIComponent(id)}`, body);
   }
 
@@ -125,6 +138,21 @@ export class HubApi {
   async spawnSession(machineId: string, body: SpawnSession): Promise<SpawnedSession | SpawnNeedsApproval> {
     const path = `/api/machines/${encodeURIComponent(machineId)}/sessions`;
     return this.request<SpawnedSession | SpawnNeedsApproval>("POST", path, body);
+  }
+
+  /**
+   * `GET /api/hub` (owner only). Null when the hub predates the endpoint
+   * (404) or answers something that is not a `HubInfo`.
+   */
+  async hubInfo(): Promise<HubInfo | null> {
+    let info: unknown;
+    try {
+      info = await this.request<unknown>("GET", "/api/hub");
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) return null;
+      throw e;
+    }
+    return isHubInfo(info) ? info : null;
   }
 
   eventTicket(): Promise<EventTicket> {

@@ -1,6 +1,21 @@
-import { describe, expect, it } from "vitest";
-import { fragmentWithoutToken, tokenFromFragment } from "./auth";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import {
+  adoptTokenFromLocation,
+  clearToken,
+  fragmentWithoutToken,
+  initialToken,
+  loadEventCursor,
+  loadToken,
+  storeEventCursor,
+  storeToken,
+  tokenFromFragment,
+} from "./auth";
 import { shortenCwd } from "./sessionFormat";
+import { FakeWindow } from "./testFixtures";
+
+afterEach(() => {
+  vi.unstubAllGlobals();
+});
 
 describe("tokenFromFragment", () => {
   it("reads #token=", () => {
@@ -24,5 +39,56 @@ describe("shortenCwd", () => {
     expect(shortenCwd("/home/ann/demo")).toBe("~/demo");
     expect(shortenCwd("/home/ann/src/work/app")).toBe("…/work/app");
     expect(shortenCwd("/srv/x")).toBe("/srv/x");
+  });
+});
+
+describe("token sources", () => {
+  it("browser: adopts #token= into localStorage and starts from it", () => {
+    const w = new FakeWindow({ hash: "#/session/s1?token=abc" });
+    vi.stubGlobal("window", w);
+    expect(initialToken()).toBeNull();
+    expect(adoptTokenFromLocation()).toBe("abc");
+    expect(w.location.hash).toBe("#/session/s1");
+    expect(w.store.get("hapi.token")).toBe("abc");
+    expect(initialToken()).toBe("abc");
+    storeEventCursor(7);
+    expect(loadEventCursor()).toBe(7);
+    storeToken("other"); // a new token starts the cursor over
+    expect(loadEventCursor()).toBeNull();
+    clearToken();
+    expect(loadToken()).toBeNull();
+  });
+
+  it("desktop app: uses the injected token and persists nothing", () => {
+    const w = new FakeWindow({ desktop: { token: "desk" } });
+    vi.stubGlobal("window", w);
+    expect(initialToken()).toBe("desk");
+    storeToken("desk");
+    storeEventCursor(12);
+    expect(loadEventCursor()).toBeNull();
+    expect(w.store.size).toBe(0);
+  });
+
+  it("desktop app: its token wins over a stored one", () => {
+    const w = new FakeWindow({ desktop: { token: "desk" } });
+    w.store.set("hapi.token", "old-browser-token");
+    vi.stubGlobal("window", w);
+    expect(initialToken()).toBe("desk");
+  });
+
+  it("desktop app: a #token= is stripped from the URL but not adopted", () => {
+    const w = new FakeWindow({ hash: "#token=pasted", desktop: { token: "desk" } });
+    vi.stubGlobal("window", w);
+    expect(adoptTokenFromLocation()).toBeNull();
+    expect(w.location.hash).toBe("");
+    expect(w.store.size).toBe(0);
+    expect(initialToken()).toBe("desk");
+  });
+
+  it("desktop global without a token falls back to the browser flow", () => {
+    const w = new FakeWindow({ desktop: {} });
+    w.store.set("hapi.token", "stored");
+    vi.stubGlobal("window", w);
+    expect(initialToken()).toBe("stored");
   });
 });

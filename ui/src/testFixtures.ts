@@ -42,3 +42,37 @@ export function approval(id: string, over: Partial<Approval> = {}): Approval {
     ...over,
   };
 }
+
+/** A minimal stand-in for `window` (storage, location, history, hashchange), for `vi.stubGlobal("window", …)`. */
+export class FakeWindow extends EventTarget {
+  readonly store = new Map<string, string>();
+  readonly localStorage = {
+    getItem: (k: string) => this.store.get(k) ?? null,
+    setItem: (k: string, v: string) => void this.store.set(k, String(v)),
+    removeItem: (k: string) => void this.store.delete(k),
+  };
+  readonly location = { pathname: "/", search: "", hash: "" };
+  readonly history = {
+    replaceState: (_state: unknown, _title: string, url: string) => {
+      const i = url.indexOf("#");
+      this.location.hash = i >= 0 ? url.slice(i) : "";
+    },
+  };
+  __HAPI_DESKTOP__?: unknown;
+  __TAURI__?: unknown;
+
+  constructor(init: { hash?: string; desktop?: unknown; tauri?: unknown } = {}) {
+    super();
+    this.location.hash = init.hash ?? "";
+    if (init.desktop !== undefined) this.__HAPI_DESKTOP__ = init.desktop;
+    if (init.tauri !== undefined) this.__TAURI__ = init.tauri;
+  }
+
+  /** Sets the fragment like `location.hash = …` does, firing `hashchange` when it changed. */
+  setHash(hash: string): void {
+    const next = hash.startsWith("#") ? hash : `#${hash}`;
+    if (next === this.location.hash) return;
+    this.location.hash = next;
+    this.dispatchEvent(new Event("hashchange"));
+  }
+}

@@ -1,33 +1,34 @@
 import { useCallback, useEffect, useMemo, useState } from "preact/hooks";
-import { adoptTokenFromLocation, clearToken, loadToken, storeToken } from "../auth";
+import { adoptTokenFromLocation, clearToken, initialToken, storeToken } from "../auth";
+import { desktopBridge, desktopToken, DesktopSettingsStore, isDesktopApp } from "../desktop";
 import { HubStore, useHubState } from "../hub";
 import { pendingApprovals } from "../hubState";
+import { navigateTo, routeFromHash, watchRoute } from "../routing";
 import { SignIn } from "./SignIn";
 import { MachineList } from "./MachineList";
 import { SessionList } from "./SessionList";
 import { SessionView } from "./SessionView";
 import { ConnectionBadge } from "./ConnectionBadge";
-
-/** Route lives in the fragment: `#/session/<id>`, anything else is the list. */
-function routeFromHash(hash: string): string | null {
-  const m = /^#\/session\/([^/?#]+)/.exec(hash);
-  return m ? decodeURIComponent(m[1]) : null;
-}
-
-export function navigateTo(sessionId: string | null): void {
-  const target = sessionId ? `#/session/${encodeURIComponent(sessionId)}` : "#/";
-  if (window.location.hash !== target) window.location.hash = target;
-}
+import { CredentialNoticeBanner, useHubInfo } from "./CredentialNotice";
+import { DesktopSettingsPanel, SettingsButton } from "./DesktopSettings";
 
 export function App() {
-  const [token, setToken] = useState<string | null>(() => loadToken());
+  // Inside the desktop app its injected token is the only one: no sign-in
+  // screen, no sign-out, nothing persisted.
+  const [desktop] = useState(() => desktopToken() !== null);
+  const [token, setToken] = useState<string | null>(() => initialToken());
   const [notice, setNotice] = useState<string | null>(null);
+  const [desktopRejected, setDesktopRejected] = useState(false);
 
   const signOut = useCallback((message: string | null) => {
+    if (desktop) {
+      setDesktopRejected(true);
+      return;
+    }
     clearToken();
     setNotice(message);
     setToken(null);
-  }, []);
+  }, [desktop]);
 
   // A `#token=` pasted into an already open tab arrives as a hash change.
   useEffect(() => {
@@ -42,6 +43,10 @@ export function App() {
     return () => window.removeEventListener("hashchange", onHash);
   }, []);
 
+  if (desktop && token) {
+    if (desktopRejected) return <DesktopTokenRejected />;
+    return <SignedIn key={token} token={token} desktop onUnauthorized={() => signOut(null)} onSignOut={() => {}} />;
+  }
   if (!token) {
     return (
       <SignIn
@@ -57,19 +62,43 @@ export function App() {
   return <SignedIn key={token} token={token} onUnauthorized={() => signOut("The hub rejected the token. Sign in again.")} onSignOut={() => signOut(null)} />;
 }
 
-function SignedIn(props: { token: string; onUnauthorized: () => void; onSignOut: () => void }) {
+/** The hub refused the token the desktop app injected (it changed?): no sign-in form here. */
+function DesktopTokenRejected() {
+  return (
+    <div class="signin">
+      <div class="signin-card" data-testid="desktop-token-rejected">
+        <h1>HAPI</h1>
+        <p class="notice" role="alert">
+          The hub did not accept the desktop app's token.
+        </p>
+        <p class="hint">Reload the window; if this keeps happening, restart HAPI Desktop.</p>
+        <button type="button" class="primary" onClick={() => window.location.reload()}>
+          Reload
+        </button>
+      </div>
+    </div>
+  );
+}
+
+function SignedIn(props: { token: string; desktop?: boolean; onUnauthorized: () => void; onSignOut: () => void }) {
   const store = useMemo(() => new HubStore(props.token, props.onUnauthorized), [props.token]);
   useEffect(() => {
     store.start();
     return () => store.stop();
   }, [store]);
   const state = useHubState(store);
+  // A hash change (a click, or the desktop app opening a session) switches the
+  // view from whatever it showed before.
   const [route, setRoute] = useState(() => routeFromHash(window.location.hash));
+  useEffect(() => watchRoute(window, setRoute), []);
+  const hubInfo = useHubInfo(store.api, state.connection === "live");
+  // Desktop-app settings (its Tauri commands); null in a plain browser.
+  const desktopSettings = useMemo(() => (isDesktopApp() ? new DesktopSettingsStore(desktopBridge()) : null), []);
   useEffect(() => {
-    const onHash = () => setRoute(routeFromHash(window.location.hash));
-    window.addEventListener("hashchange", onHash);
-    return () => window.removeEventListener("hashchange", onHash);
-  }, []);
+    void desktopSettings?.load();
+  }, [desktopSettings]);
+  const [settingsOpen, setSettingsOpen] = useState(false);
+  const closeSettings = useCallback(() => setSettingsOpen(false), []);
 
   const pending = pendingApprovals(state);
   // Machine-scoped requests (no session yet) are answered in the machine list.
@@ -104,10 +133,19 @@ function SignedIn(props: { token: string; onUnauthorized: () => void; onSignOut:
         >
           {pending.length ? `${pending.length} waiting` : "0 waiting"}
         </button>
-        <button type="button" class="ghost" onClick={props.onSignOut}>
-          Sign out
-        </button>
+        {desktopSettings && <SettingsButton open={settingsOpen} onToggle={() => setSettingsOpen((o) => !o)} />}
+        {!props.desktop && (
+          <button type="button" class="ghost" onClick={props.onSignOut}>
+            Sign out
+          </button>
+        )}
       </header>
+      {desktopSettings && settingsOpen && (
+        <div class="settings-anchor">
+          <DesktopSettingsPanel store={desktopSettings} onClose={closeSettings} />
+        </div>
+      )}
+      <CredentialNoticeBanner info={hubInfo} />
       <div class="panes">
         <aside class="list-pane" aria-label="Sessions">
           <SessionList state={state} selectedId={route} onRetry={() => void store.loadSnapshot()} />
@@ -115,7 +153,7 @@ function SignedIn(props: { token: string; onUnauthorized: () => void; onSignOut:
         </aside>
         <main class="detail-pane">
           {route ? (
-            <SessionView key={route} store={store} state={state} sessionId={route} />
+            <SessionView key={route} store={store} state={state} sessionId={route} desktop={desktopSettings} />
           ) : (
             <div class="empty-detail">
               <p>Select a session to watch it and answer its requests.</p>

@@ -1,23 +1,32 @@
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import { reduceConversation } from "../conversation";
+import type { DesktopSettingsStore } from "../desktop";
 import { DECIDED_CARD_MS, errorText, useNow, type HubStore } from "../hub";
 import { emptyHistory, visibleApprovals, type HubState } from "../hubState";
 import { agentLabel, projectName } from "../sessionFormat";
 import { ApprovalCard } from "./ApprovalCard";
 import { Composer } from "./Composer";
 import { Conversation } from "./Conversation";
+import { SessionNotifyToggle } from "./DesktopSettings";
 import { StateBadge } from "./StateBadge";
 
 const NEAR_BOTTOM_PX = 80;
 
-export function SessionView(props: { store: HubStore; state: HubState; sessionId: string }) {
-  const { store, state, sessionId } = props;
+export function SessionView(props: {
+  store: HubStore;
+  state: HubState;
+  sessionId: string;
+  /** The desktop app's settings (per-session "Notify"); null in a plain browser. */
+  desktop?: DesktopSettingsStore | null;
+}) {
+  const { store, state, sessionId, desktop } = props;
   const session = state.sessions[sessionId];
   const history = state.histories[sessionId] ?? emptyHistory;
   const now = useNow(1000);
   const items = useMemo(() => reduceConversation(history.messages), [history.messages]);
   const cards = visibleApprovals(state, sessionId, now, DECIDED_CARD_MS);
   const [abortState, setAbortState] = useState<{ busy: boolean; error: string | null }>({ busy: false, error: null });
+  const [notifyError, setNotifyError] = useState<string | null>(null);
 
   useEffect(() => {
     void store.openSession(sessionId);
@@ -62,7 +71,7 @@ export function SessionView(props: { store: HubStore; state: HubState; sessionId
 
   return (
     <section class="session-view" aria-label="Session">
-      <div class="session-header">
+      <div class={`session-header ${desktop ? "with-notify" : ""}`}>
         <a class="back" href="#/" aria-label="Back to sessions">
           ‹ Sessions
         </a>
@@ -75,6 +84,7 @@ export function SessionView(props: { store: HubStore; state: HubState; sessionId
           )}
         </div>
         {session && <StateBadge state={session.state} />}
+        {desktop && <SessionNotifyToggle store={desktop} sessionId={sessionId} onError={setNotifyError} />}
         {session?.state === "working" && (
           <button type="button" class="danger" onClick={abort} disabled={abortState.busy} data-testid="abort">
             {abortState.busy ? "Aborting…" : "Abort"}
@@ -84,6 +94,11 @@ export function SessionView(props: { store: HubStore; state: HubState; sessionId
       {abortState.error && (
         <div class="banner error" role="alert">
           Abort failed: {abortState.error}
+        </div>
+      )}
+      {notifyError && (
+        <div class="banner error" role="alert" data-testid="session-notifications-error">
+          {notifyError}
         </div>
       )}
       <div class="conversation-scroll" ref={scroller} onScroll={onScroll}>
