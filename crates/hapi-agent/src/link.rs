@@ -51,6 +51,10 @@ pub struct LinkConfig {
     pub session_id: String,
     /// Session token from `POST /api/sessions`.
     pub session_token: String,
+    /// The hub's `hub.json`, if the hub was found through it: after a failed
+    /// connection the link reads it again, so a hub that came back on another
+    /// port (the desktop app restarted, say) is found. `None` keeps `hub_url`.
+    pub hub_state_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for LinkConfig {
@@ -95,6 +99,7 @@ impl Link {
         let (progress_tx, progress) = watch::channel(LinkProgress::default());
         let state = LinkState {
             request,
+            config,
             updates,
             updates_open: true,
             commands,
@@ -164,6 +169,7 @@ enum Disconnect {
 
 struct LinkState {
     request: Request<()>,
+    config: LinkConfig,
     updates: mpsc::Receiver<SessionUpdate>,
     updates_open: bool,
     commands: mpsc::Sender<SessionCommand>,
@@ -206,10 +212,38 @@ impl LinkState {
                 }
                 Err(ConnectError::Failed(why)) => {
                     tracing::warn!(%why, retry_in = ?backoff, "could not connect to the hub");
+                    self.rediscover();
                 }
             }
             self.wait_queueing(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Re-reads the hub's URL from its state file; switches to it if it moved.
+    fn rediscover(&mut self) {
+        let Some(path) = &self.config.hub_state_file else {
+            return;
+        };
+        let Some(url) = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| serde_json::from_str::<hapi_protocol::HubStateFile>(&text).ok())
+            .map(|state| state.url)
+        else {
+            return;
+        };
+        if url.trim_end_matches('/') == self.config.hub_url.trim_end_matches('/') {
+            return;
+        }
+        let mut moved = self.config.clone();
+        moved.hub_url = url;
+        match ws_request(&moved) {
+            Ok(request) => {
+                tracing::info!(from = %self.config.hub_url, to = %moved.hub_url, "the hub moved; following it");
+                self.request = request;
+                self.config = moved;
+            }
+            Err(e) => tracing::warn!("{} names an unusable hub URL: {e}", path.display()),
         }
     }
 

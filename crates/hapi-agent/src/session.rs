@@ -28,6 +28,8 @@ pub struct SessionOptions {
     pub session_id: String,
     /// Session token from `POST /api/sessions`.
     pub session_token: String,
+    /// The hub's `hub.json`, followed if the hub moves (see [`LinkConfig`]).
+    pub hub_state_file: Option<PathBuf>,
     /// Which agent.
     pub agent: AgentKind,
     /// Working directory of the agent.
@@ -91,6 +93,7 @@ async fn run(opts: SessionOptions, shutdown: impl Future<Output = ()> + Send) ->
         hub_url: opts.hub_url.clone(),
         session_id: opts.session_id.clone(),
         session_token: opts.session_token.clone(),
+        hub_state_file: opts.hub_state_file.clone(),
     };
     let spec = SpawnSpec {
         program: opts.agent_path.clone(),

@@ -59,12 +59,17 @@ pub async fn run(args: ClaudeArgs) -> Result<i32> {
     // the background: the session never waits for, or fails because of, it.
     tokio::spawn(crate::runner::announce_session(created.session.id.clone()));
 
-    let logs = hapi_hub::HubConfig::from_env()?.home.join("logs");
+    let home = hapi_hub::HubConfig::from_env()?.home;
+    let logs = home.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
     let options = SessionOptions {
         hub_url: hub.url.clone(),
         session_id: created.session.id.clone(),
         session_token: created.token,
+        // Found through hub.json: follow the hub if it comes back elsewhere.
+        hub_state_file: std::env::var_os("HAPI_HUB_URL")
+            .is_none()
+            .then(|| home.join(hapi_protocol::HUB_STATE_FILE)),
         agent: AgentKind::Claude,
         cwd,
         agent_path,

@@ -132,6 +132,7 @@ async fn resends_unacked_updates_after_a_drop_and_applies_commands_once() {
         hub_url,
         session_id: "s1".into(),
         session_token: TOKEN.into(),
+        hub_state_file: None,
     };
     let link = Link::start(config, updates_rx, commands_tx).expect("link starts");
     let sent: Vec<SessionUpdate> = (1..=UPDATES)
@@ -199,6 +200,7 @@ async fn a_rejected_token_ends_the_link() {
         hub_url,
         session_id: "s1".into(),
         session_token: "wrong".into(),
+        hub_state_file: None,
     };
     let link = Link::start(config, updates_rx, commands_tx).unwrap();
     let result = link.finish(Duration::from_secs(10)).await;
@@ -217,6 +219,7 @@ fn a_non_http_hub_url_is_refused() {
         hub_url: "ftp://x".into(),
         session_id: "s".into(),
         session_token: "t".into(),
+        hub_state_file: None,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -252,6 +255,7 @@ async fn pipelines_many_updates_with_cumulative_acks() {
         hub_url,
         session_id: "s1".into(),
         session_token: TOKEN.into(),
+        hub_state_file: None,
     };
     let started = std::time::Instant::now();
     let link = Link::start(config, updates_rx, commands_tx).unwrap();
@@ -271,4 +275,61 @@ async fn pipelines_many_updates_with_cumulative_acks() {
         "link: {MANY} updates in {elapsed:?} ({:.0}/s)",
         MANY as f64 / elapsed.as_secs_f64()
     );
+}
+
+/// A hub that comes back on another port (the desktop app restarted) is found
+/// again through its hub.json, and the unacknowledged update is resent there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follows_the_hub_to_its_new_address_from_hub_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let state_file = dir.path().join("hub.json");
+    let old = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let old_url = format!("http://{}", old.local_addr().unwrap());
+    let new = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let new_url = format!("http://{}", new.local_addr().unwrap());
+    let write_state = |url: &str| {
+        let state = hapi_protocol::HubStateFile {
+            url: url.to_owned(),
+            pid: 1,
+            started_at: "2026-11-25T00:00:00Z".into(),
+        };
+        std::fs::write(&state_file, serde_json::to_vec(&state).unwrap()).unwrap();
+    };
+    write_state(&old_url);
+    let (updates_tx, updates_rx) = mpsc::channel(8);
+    let (commands_tx, _commands_rx) = mpsc::channel(8);
+    let config = LinkConfig {
+        hub_url: old_url,
+        session_id: "s1".into(),
+        session_token: TOKEN.into(),
+        hub_state_file: Some(state_file.clone()),
+    };
+    let link = Link::start(config, updates_rx, commands_tx).unwrap();
+    // The old hub takes the update without acknowledging it, then goes away.
+    let mut ws = accept(&old).await;
+    updates_tx
+        .send(SessionUpdate::AgentMessageChunk { text: "hi".into() })
+        .await
+        .unwrap();
+    assert!(matches!(
+        next_frame(&mut ws).await,
+        Some(SessionFrame::Update { client_seq: 1, .. })
+    ));
+    write_state(&new_url);
+    drop(ws);
+    drop(old);
+    // The new hub gets the resend and acknowledges it.
+    let mut ws = tokio::time::timeout(Duration::from_secs(30), accept(&new))
+        .await
+        .expect("the link follows the hub");
+    match next_frame(&mut ws).await {
+        Some(SessionFrame::Update { client_seq: 1, update }) => {
+            assert_eq!(update, SessionUpdate::AgentMessageChunk { text: "hi".into() })
+        }
+        other => panic!("expected the resend, got {other:?}"),
+    }
+    send(&mut ws, HubFrame::Ack { client_seq: 1 }).await;
+    drop(updates_tx);
+    let progress = link.finish(Duration::from_secs(10)).await.unwrap();
+    assert_eq!((progress.sent, progress.acked, progress.reconnects), (1, 1, 1));
 }

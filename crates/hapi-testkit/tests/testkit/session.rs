@@ -58,6 +58,7 @@ async fn start_hub() -> (
 
 fn options(hub_url: String, cwd: PathBuf, agent_path: PathBuf) -> SessionOptions {
     SessionOptions {
+        hub_state_file: None,
         hub_url,
         session_id: "s1".into(),
         session_token: "t".into(),
