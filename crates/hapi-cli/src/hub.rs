@@ -135,17 +135,15 @@ fn write_state_file(home: &std::path::Path, url: &str) -> Result<()> {
     Ok(())
 }
 
+/// `hapi auth token`: the owner token on stdout (created on first use), and on
+/// stderr a notice when it is not in the OS keychain.
 pub fn print_token() -> Result<()> {
     let config = HubConfig::from_env().context("invalid configuration")?;
-    let token = match config.owner_token {
-        Some(token) => token,
-        None => hapi_hub::auth::load_or_create_owner_token(&config.home).with_context(|| {
-            format!(
-                "cannot read or create {}",
-                hapi_hub::auth::owner_token_path(&config.home).display()
-            )
-        })?,
-    };
-    println!("{token}");
+    let owner = hapi_hub::auth::OwnerToken::resolve(&config)
+        .with_context(|| format!("cannot get the owner token of HAPI_HOME={}", config.home.display()))?;
+    if let Some(notice) = &owner.info.notice {
+        eprintln!("hapi: {notice}");
+    }
+    println!("{}", owner.token);
     Ok(())
 }

@@ -1,14 +1,16 @@
 //! Who may call the hub.
 //!
 //! - The **owner token** (one per `$HAPI_HOME`) opens every `/api` route. It is
-//!   created on first start in `$HAPI_HOME/owner.token` with mode 0600, or taken
-//!   from `CLI_API_TOKEN`. It never appears in a URL.
+//!   `CLI_API_TOKEN` if set, else the one `hapi-credentials` finds or creates for
+//!   the home: in the OS keychain, or (no keychain reachable, or
+//!   `HAPI_KEYCHAIN=off`) in `$HAPI_HOME/owner.token` with mode 0600. The hub,
+//!   `hapi auth token`, the runner and `hapi claude` all use that one lookup. It
+//!   never appears in a URL, and sessions never get it.
 //! - **Event tickets** are short-lived and single-use, for `GET /api/events` and
 //!   `/api/events/ws`, because a browser's `EventSource` cannot send a header.
 //! - **Session tokens** open only their own session's wrapper WebSocket. The hub
 //!   stores their SHA-256, never the token.
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -17,17 +19,19 @@ use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+pub use hapi_credentials::{CredentialError, KeychainMode, OWNER_TOKEN, Vault};
+use hapi_protocol::{CredentialInfo, CredentialStoreKind};
 use rand::RngCore as _;
 use sha2::{Digest, Sha256};
 
-use crate::AppState;
 use crate::error::ApiError;
+use crate::{AppState, HubConfig};
 
 /// How long an event ticket stays valid unused.
 pub const TICKET_TTL: Duration = Duration::from_secs(60);
 
-/// File name of the owner token inside `$HAPI_HOME`.
-pub const OWNER_TOKEN_FILE: &str = "owner.token";
+/// File name of the owner token inside `$HAPI_HOME` when it is kept in a file.
+pub const OWNER_TOKEN_FILE: &str = OWNER_TOKEN.file;
 
 /// A fresh random token: 256 bits, hex.
 pub fn new_token() -> String {
@@ -41,44 +45,87 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Path of the owner token file.
+/// Path of the owner token file (used when no keychain is).
 pub fn owner_token_path(home: &Path) -> PathBuf {
     home.join(OWNER_TOKEN_FILE)
 }
 
-/// Reads the owner token, creating it (mode 0600, exclusively) on first use, so
-/// the hub and `hapi auth token` always agree on one token per `$HAPI_HOME`.
-pub fn load_or_create_owner_token(home: &Path) -> std::io::Result<String> {
-    let path = owner_token_path(home);
-    match std::fs::read_to_string(&path) {
-        Ok(token) if !token.trim().is_empty() => return Ok(token.trim().to_owned()),
-        Ok(_) => {
-            return Err(std::io::Error::other(format!(
-                "{} is empty; delete it to generate a new owner token",
-                path.display()
-            )));
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
+/// The owner token of `home`, created on first use: the keychain first, then
+/// the 0600 file (`HAPI_KEYCHAIN` decides whether the keychain is tried).
+pub fn load_or_create_owner_token(home: &Path) -> Result<String, CredentialError> {
+    hapi_credentials::owner_token(home).map(|c| c.value)
+}
+
+/// The owner token and where it is kept.
+#[derive(Clone)]
+pub struct OwnerToken {
+    /// The token.
+    pub token: String,
+    /// Where it is kept, for `GET /api/hub`.
+    pub info: CredentialInfo,
+}
+
+impl std::fmt::Debug for OwnerToken {
+    // Hand-written so the token never reaches a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnerToken")
+            .field("token", &"<redacted>")
+            .field("info", &self.info)
+            .finish()
     }
-    std::fs::create_dir_all(home)?;
-    let token = new_token();
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(&path) {
-        Ok(mut file) => {
-            file.write_all(token.as_bytes())?;
-            file.sync_all()?;
-            Ok(token)
+}
+
+impl OwnerToken {
+    /// `CLI_API_TOKEN` (`config.owner_token`) if set, else the token of
+    /// `config.home` from the vault [`Vault::open`] gives.
+    pub fn resolve(config: &HubConfig) -> Result<OwnerToken, CredentialError> {
+        match from_environment(config) {
+            Some(token) => Ok(token),
+            None => Self::from_vault(&Vault::open(&config.home)?),
         }
-        // Another process created it first: use theirs.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            Ok(std::fs::read_to_string(&path)?.trim().to_owned())
-        }
-        Err(e) => Err(e),
     }
+
+    /// `CLI_API_TOKEN` if set, else the token `vault` finds or creates. A notice
+    /// (no keychain) is logged: a warning, or info when the keychain is off on
+    /// purpose.
+    pub fn resolve_in(config: &HubConfig, vault: &Vault) -> Result<OwnerToken, CredentialError> {
+        match from_environment(config) {
+            Some(token) => Ok(token),
+            None => Self::from_vault(vault),
+        }
+    }
+
+    fn from_vault(vault: &Vault) -> Result<OwnerToken, CredentialError> {
+        let credential = vault.get_or_create(&OWNER_TOKEN)?;
+        if let Some(notice) = &credential.notice {
+            if vault.keychain_off() {
+                tracing::info!("{notice}");
+            } else {
+                tracing::warn!("{notice}");
+            }
+        }
+        let store = match credential.store {
+            hapi_credentials::StoreKind::Keychain => CredentialStoreKind::Keychain,
+            hapi_credentials::StoreKind::File => CredentialStoreKind::File,
+        };
+        Ok(OwnerToken {
+            token: credential.value,
+            info: CredentialInfo {
+                store,
+                notice: credential.notice,
+            },
+        })
+    }
+}
+
+fn from_environment(config: &HubConfig) -> Option<OwnerToken> {
+    config.owner_token.as_ref().map(|token| OwnerToken {
+        token: token.clone(),
+        info: CredentialInfo {
+            store: CredentialStoreKind::Environment,
+            notice: None,
+        },
+    })
 }
 
 /// The hub's credentials and outstanding tickets.

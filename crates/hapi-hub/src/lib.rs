@@ -36,6 +36,9 @@ pub enum HubError {
     /// The database could not be opened or migrated.
     #[error(transparent)]
     Store(#[from] hapi_store::StoreError),
+    /// The owner token could not be found or created (the message says what to do).
+    #[error("cannot get the owner token: {0}")]
+    Credentials(#[from] auth::CredentialError),
     /// `$HAPI_HOME` or a file in it could not be used.
     #[error("{what}: {source}")]
     Io {
@@ -60,6 +63,7 @@ struct Inner {
     links: Links,
     runner_links: RunnerLinks,
     machine_id: String,
+    credentials: hapi_protocol::CredentialInfo,
     started: Instant,
     /// Becomes true when the server shuts down, so that endless responses (event
     /// streams, wrapper links) end and graceful shutdown can finish.
@@ -67,26 +71,43 @@ struct Inner {
 }
 
 impl AppState {
-    /// Opens the database in `config.home`, loads (or creates) the owner token and
-    /// starts the writer.
+    /// Opens the database in `config.home`, finds (or creates) the owner token
+    /// (`CLI_API_TOKEN`, else the keychain, else the 0600 file; see
+    /// [`auth::OwnerToken::resolve`]) and starts the writer.
     pub fn open(config: HubConfig) -> Result<Self, HubError> {
+        Self::create_home(&config)?;
+        let owner = auth::OwnerToken::resolve(&config)?;
+        Self::open_with_owner(config, owner)
+    }
+
+    /// [`AppState::open`] with the owner token from `vault` (unless
+    /// `CLI_API_TOKEN` is set): for an app that opened the vault itself, and for
+    /// tests that must not touch a keychain ([`auth::KeychainMode::Off`]).
+    pub fn open_with_vault(config: HubConfig, vault: &auth::Vault) -> Result<Self, HubError> {
+        Self::create_home(&config)?;
+        let owner = auth::OwnerToken::resolve_in(&config, vault)?;
+        Self::open_with_owner(config, owner)
+    }
+
+    fn create_home(config: &HubConfig) -> Result<(), HubError> {
+        std::fs::create_dir_all(&config.home).map_err(|source| HubError::Io {
+            what: format!("cannot create {}", config.home.display()),
+            source,
+        })
+    }
+
+    fn open_with_owner(config: HubConfig, owner: auth::OwnerToken) -> Result<Self, HubError> {
         let io = |what: &str| {
             let what = what.to_owned();
             move |source| HubError::Io { what, source }
-        };
-        std::fs::create_dir_all(&config.home).map_err(io(&format!("cannot create {}", config.home.display())))?;
-        let owner_token = match &config.owner_token {
-            Some(token) => token.clone(),
-            None => {
-                auth::load_or_create_owner_token(&config.home).map_err(io("cannot read or create the owner token"))?
-            }
         };
         let store = Arc::new(Store::open(config.db_path(), config.durability)?);
         let writer = Writer::start(&store)?;
         let machine_id = machine_id(&config.home).map_err(io("cannot read or create machine-id"))?;
         Ok(AppState {
             inner: Arc::new(Inner {
-                auth: auth::Auth::new(&owner_token),
+                auth: auth::Auth::new(&owner.token),
+                credentials: owner.info,
                 config,
                 store,
                 writer,
@@ -123,6 +144,11 @@ impl AppState {
 
     pub(crate) fn machine_id(&self) -> &str {
         &self.inner.machine_id
+    }
+
+    /// Where the owner token is kept, and why not in the keychain if it is not.
+    pub fn credentials(&self) -> &hapi_protocol::CredentialInfo {
+        &self.inner.credentials
     }
 
     /// Resolves once the server is shutting down.

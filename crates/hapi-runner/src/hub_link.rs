@@ -49,7 +49,8 @@ impl std::fmt::Debug for HubTarget {
 
 impl HubTarget {
     /// `HAPI_HUB_URL` plus `CLI_API_TOKEN`, or else the hub recorded in
-    /// `home/hub.json` and the owner token of `home` (`CLI_API_TOKEN` still wins).
+    /// `home/hub.json` and the owner token of `home` from the keychain or the
+    /// 0600 file, as `hapi-credentials` finds it (`CLI_API_TOKEN` still wins).
     pub fn discover(home: &Path) -> Result<HubTarget> {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let url = match env("HAPI_HUB_URL") {
@@ -71,13 +72,18 @@ impl HubTarget {
         };
         let token = match env("CLI_API_TOKEN") {
             Some(token) => token,
+            // The same lookup as the hub's (keychain, then the 0600 file); it
+            // never creates a token.
             None => {
-                let path = home.join("owner.token");
-                std::fs::read_to_string(&path)
-                    .map(|t| t.trim().to_owned())
-                    .map_err(|_| {
-                        RunnerError::NoHub(format!("no owner token in {}; set CLI_API_TOKEN", path.display()))
+                hapi_credentials::find_owner_token(home)
+                    .map_err(|e| RunnerError::NoHub(e.to_string()))?
+                    .ok_or_else(|| {
+                        RunnerError::NoHub(format!(
+                            "no owner token for HAPI_HOME={} (start `hapi hub` there first); or set CLI_API_TOKEN",
+                            home.display()
+                        ))
                     })?
+                    .value
             }
         };
         Ok(HubTarget { url, token })

@@ -1,6 +1,7 @@
 //! Route table. Handlers live in one module per resource.
 mod approvals;
 mod events;
+mod hub;
 mod link;
 pub(crate) mod machines;
 mod sessions;
@@ -17,6 +18,7 @@ use crate::{AppState, assets, auth};
 
 pub(crate) fn router(state: AppState) -> Router {
     let api = Router::new()
+        .route("/hub", get(hub::info))
         .route("/sessions", get(sessions::list).post(sessions::create))
         .route("/sessions/{id}", get(sessions::get))
         .route("/sessions/{id}/messages", get(sessions::messages).post(sessions::send))

@@ -25,8 +25,10 @@ impl TestHub {
 
     /// Starts a hub on an existing `HAPI_HOME` (e.g. one a stopped hub used).
     pub async fn start_in(home: tempfile::TempDir) -> TestHub {
-        let state = AppState::open(HubConfig::for_home(home.path())).unwrap();
-        let token = hapi_hub::auth::load_or_create_owner_token(home.path()).unwrap();
+        // The file store only: tests never touch the developer's keychain.
+        let vault = hapi_hub::auth::Vault::open_with(home.path(), hapi_hub::auth::KeychainMode::Off).unwrap();
+        let state = AppState::open_with_vault(HubConfig::for_home(home.path()), &vault).unwrap();
+        let token = vault.get_or_create(&hapi_hub::auth::OWNER_TOKEN).unwrap().value;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
