@@ -121,6 +121,8 @@ impl Hub {
             .env("HAPI_HOME", &home)
             .env("HAPI_LISTEN_PORT", "0")
             .env("HAPI_NO_RUNNER_AUTOSTART", "1")
+            // The token file, never the developer's keychain (see tests/keychain.rs).
+            .env("HAPI_KEYCHAIN", "off")
             .env_remove("CLI_API_TOKEN")
             .stdout(Stdio::null());
         if let Some(token) = token {
@@ -230,6 +232,7 @@ impl ClaudeSession {
             .env("ANTHROPIC_API_KEY", "sk-test")
             .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
             .env("HAPI_NO_RUNNER_AUTOSTART", "1")
+            .env("HAPI_KEYCHAIN", "off")
             .env_remove("IS_SANDBOX")
             .env_remove("ANTHROPIC_AUTH_TOKEN")
             .env_remove("HAPI_HUB_URL")

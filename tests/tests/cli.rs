@@ -8,6 +8,8 @@ fn hapi(home: &std::path::Path) -> Command {
     let mut cmd = Command::new(bin("hapi"));
     cmd.env("HAPI_HOME", home)
         .env("HAPI_NO_RUNNER_AUTOSTART", "1")
+        // The token file, never the developer's keychain (see keychain.rs).
+        .env("HAPI_KEYCHAIN", "off")
         .env_remove("CLI_API_TOKEN")
         .env_remove("HAPI_HUB_URL")
         .env_remove("HAPI_LISTEN_PORT")

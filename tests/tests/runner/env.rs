@@ -90,6 +90,8 @@ impl Env {
         cmd.env("HAPI_HOME", &self.home)
             .env("HAPI_RUNNER_HEARTBEAT_INTERVAL", HEARTBEAT_MS.to_string())
             .env("HAPI_NO_RUNNER_AUTOSTART", "1")
+            // The hub's token file, never the developer's keychain.
+            .env("HAPI_KEYCHAIN", "off")
             .env("HAPI_CLAUDE_PATH", bin("fake-claude"))
             // The temp dir is outside $HOME, the default workspace root.
             .env("HAPI_WORKSPACE_ROOTS", self.dir.path())
