@@ -15,8 +15,17 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # --- Debian packages -------------------------------------------------------
-APT_PKGS=(build-essential pkg-config ca-certificates curl git)
-[ "$WITH_TEST" = 1 ] && APT_PKGS+=(chromium)
+APT_PKGS=(build-essential pkg-config ca-certificates curl git file)
+# The desktop app (Tauri 2 on WebKitGTK); libayatana-appindicator3-1 is loaded
+# at run time for the tray icon, so it is listed on its own.
+APT_PKGS+=(libwebkit2gtk-4.1-dev libjavascriptcoregtk-4.1-dev libsoup-3.0-dev libgtk-3-dev
+  libayatana-appindicator3-dev libayatana-appindicator3-1 librsvg2-dev libssl-dev libxdo-dev libdbus-1-dev)
+# Tests: Chromium for the browser tests; a headless desktop for the app's tests
+# (X server, session bus, Secret Service keyring, notification daemon, tray host,
+# WebKit's WebDriver); zbar for reading QR codes back.
+[ "$WITH_TEST" = 1 ] && APT_PKGS+=(chromium dbus dbus-user-session gnome-keyring libsecret-tools
+  xvfb xauth at-spi2-core fonts-dejavu-core webkit2gtk-driver dunst libnotify-bin
+  haskell-status-notifier-item-utils x11-utils zbar-tools)
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
@@ -64,5 +73,10 @@ say "Building the web UI"
 if [ "$WITH_TEST" = 1 ]; then
   npm_ci tests/agents
   npm_ci tests/browser
+  # tauri-driver fronts WebKitWebDriver for the desktop app's window tests.
+  if [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/tauri-driver" ]; then
+    say "Installing tauri-driver"
+    cargo install tauri-driver --locked --version 2.1.0
+  fi
 fi
 say "Set-up done"

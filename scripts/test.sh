@@ -21,8 +21,12 @@ echo "==> Rust formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-echo "==> Rust tests (workspace)"
+echo "==> Rust tests (workspace, including the desktop app)"
 # Binaries first: the end-to-end tests run the real `hapi` and fake servers.
+# `--workspace` includes src-tauri (hapi-desktop), which is left out of the
+# default members so that a plain `cargo test` needs no WebKit; its tests build
+# their own headless desktop (xvfb-run, a private session bus, gnome-keyring,
+# dunst, status-notifier-watcher, tauri-driver) per test.
 cargo build --workspace --bins
 cargo test --workspace --no-fail-fast -- --test-threads="${HAPI_TEST_THREADS:-2}"
 
@@ -33,8 +37,12 @@ left=""
 for d in /proc/[0-9]*; do
   exe=$(readlink "$d/exe" 2>/dev/null) || continue
   case "$exe" in
-    "$PWD"/target/*|/tmp/*/bin/hapi*) left+="  pid ${d#/proc/}: $exe"$'\n' ;;
+    "$PWD"/target/*|/tmp/*/bin/hapi*) left+="  pid ${d#/proc/}: $exe"$'\n'; continue ;;
   esac
+  # The desktop tests' X servers, buses and daemons carry this marker.
+  if tr '\0' '\n' < "$d/environ" 2>/dev/null | grep -q '^HAPI_DESKTOP_TEST='; then
+    left+="  pid ${d#/proc/}: $exe"$'\n'
+  fi
 done
 if [ -n "$left" ]; then
   printf 'processes left running by the tests:\n%s' "$left" >&2

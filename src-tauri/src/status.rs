@@ -1,0 +1,242 @@
+//! What the tray and the notifications say, computed from the hub's sessions and
+//! pending approvals. Pure, so the wording is unit-tested without a desktop.
+use hapi_protocol::{Approval, Session, SessionState};
+
+/// Most pending requests listed in the tray menu; the status line counts all.
+pub const MAX_LISTED: usize = 8;
+
+/// One pending request, as the tray lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingItem {
+    pub approval_id: String,
+    pub session_id: Option<String>,
+    pub label: String,
+}
+
+/// The tray's view of the hub.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TrayStatus {
+    /// False until the embedded hub answers (or after it failed).
+    pub hub_running: bool,
+    /// Sessions not ended.
+    pub sessions: usize,
+    /// Every pending approval.
+    pub waiting: usize,
+    /// The oldest [`MAX_LISTED`] pending approvals.
+    pub pending: Vec<PendingItem>,
+}
+
+impl TrayStatus {
+    /// `approvals` are the pending ones, oldest first.
+    pub fn new(sessions: &[Session], approvals: &[Approval]) -> Self {
+        let pending = approvals
+            .iter()
+            .take(MAX_LISTED)
+            .map(|a| {
+                let session = a
+                    .session_id
+                    .as_deref()
+                    .and_then(|id| sessions.iter().find(|s| s.id == id));
+                let (title, body) = describe(a, session);
+                PendingItem {
+                    approval_id: a.id.clone(),
+                    session_id: a.session_id.clone(),
+                    label: clip(&format!("{title}: {body}"), 70),
+                }
+            })
+            .collect();
+        TrayStatus {
+            hub_running: true,
+            sessions: sessions.iter().filter(|s| s.state != SessionState::Ended).count(),
+            waiting: approvals.len(),
+            pending,
+        }
+    }
+
+    /// "Hub running · 2 sessions · 1 waiting for approval".
+    pub fn status_line(&self) -> String {
+        if !self.hub_running {
+            return "Hub not running".into();
+        }
+        let sessions = plural(self.sessions, "session", "sessions");
+        format!("Hub running · {sessions} · {} waiting for approval", self.waiting)
+    }
+
+    /// Text next to the tray icon (where the desktop shows one) and in the
+    /// window title: the number waiting, or nothing.
+    pub fn badge(&self) -> Option<String> {
+        (self.waiting > 0).then(|| self.waiting.to_string())
+    }
+
+    pub fn tooltip(&self) -> String {
+        format!("HAPI — {}", self.status_line())
+    }
+}
+
+/// A session's short name: `claude · project-dir`.
+pub fn session_name(session: &Session) -> String {
+    let dir = std::path::Path::new(&session.cwd)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(&session.cwd);
+    format!("{} · {dir}", session.agent.as_str())
+}
+
+/// A request's (title, body) for a notification: the title names the session and
+/// the tool, the body shows the command or the file.
+pub fn describe(approval: &Approval, session: Option<&Session>) -> (String, String) {
+    let input = &approval.input;
+    let text = |key: &str| input.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+    if approval.session_id.is_none() && approval.tool == "create_directory" {
+        let agent = text("agent").unwrap_or_else(|| "agent".into());
+        let cwd = text("cwd").unwrap_or_default();
+        return (format!("New {agent} session: create its directory?"), cwd);
+    }
+    let who = match (session, &approval.session_id) {
+        (Some(s), _) => session_name(s),
+        (None, Some(id)) => format!("session {}", short_id(id)),
+        (None, None) => "this machine".into(),
+    };
+    let title = format!("{who} wants to use {}", approval.tool);
+    let body = text("command")
+        .or_else(|| text("file_path"))
+        .or_else(|| text("path"))
+        .or_else(|| text("url"))
+        .or_else(|| text("pattern"))
+        .unwrap_or_else(|| compact_json(input));
+    (title, clip(&body, 300))
+}
+
+fn compact_json(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => String::new(),
+        v => v.to_string(),
+    }
+}
+
+fn short_id(id: &str) -> &str {
+    // UUID v7 ids share their time prefix; the tail tells sessions apart.
+    &id[id.len().saturating_sub(8)..]
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// At most `max` characters, with an ellipsis when cut, on one line.
+pub fn clip(s: &str, max: usize) -> String {
+    let one_line: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= max {
+        return one_line;
+    }
+    let mut out: String = one_line.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hapi_protocol::{AgentKind, ApprovalState};
+    use serde_json::json;
+
+    fn session(id: &str, cwd: &str, state: SessionState) -> Session {
+        Session {
+            id: id.into(),
+            agent: AgentKind::Claude,
+            cwd: cwd.into(),
+            state,
+            pending_approvals: 0,
+            last_seq: 0,
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    fn approval(id: &str, session: Option<&str>, tool: &str, input: serde_json::Value) -> Approval {
+        Approval {
+            id: id.into(),
+            session_id: session.map(Into::into),
+            machine_id: None,
+            tool: tool.into(),
+            input,
+            options: vec![],
+            state: ApprovalState::Pending,
+            decision: None,
+            decided_by: None,
+            message: None,
+            created_at: String::new(),
+            decided_at: None,
+        }
+    }
+
+    #[test]
+    fn counts_and_status_line() {
+        let sessions = [
+            session("s1", "/home/me/proj", SessionState::Working),
+            session("s2", "/home/me/other", SessionState::Idle),
+            session("s3", "/home/me/old", SessionState::Ended),
+        ];
+        let approvals = [approval("a1", Some("s1"), "Bash", json!({"command": "rm -rf build"}))];
+        let status = TrayStatus::new(&sessions, &approvals);
+        assert_eq!(
+            status.status_line(),
+            "Hub running · 2 sessions · 1 waiting for approval"
+        );
+        assert_eq!(status.badge().as_deref(), Some("1"));
+        assert_eq!(status.pending[0].label, "claude · proj wants to use Bash: rm -rf build");
+        let idle = TrayStatus::new(&sessions[..1], &[]);
+        assert_eq!(idle.status_line(), "Hub running · 1 session · 0 waiting for approval");
+        assert_eq!(idle.badge(), None);
+        assert_eq!(TrayStatus::default().status_line(), "Hub not running");
+    }
+
+    #[test]
+    fn lists_at_most_max_listed() {
+        let approvals: Vec<_> = (0..12)
+            .map(|i| approval(&format!("a{i}"), None, "Bash", json!({})))
+            .collect();
+        let status = TrayStatus::new(&[], &approvals);
+        assert_eq!(status.waiting, 12);
+        assert_eq!(status.pending.len(), MAX_LISTED);
+        assert_eq!(status.pending[0].approval_id, "a0");
+    }
+
+    #[test]
+    fn describes_commands_files_and_directories() {
+        let s = session("s1", "/w/app", SessionState::Working);
+        let (title, body) = describe(
+            &approval(
+                "a",
+                Some("s1"),
+                "Write",
+                json!({"file_path": "/w/app/x.txt", "content": "hi"}),
+            ),
+            Some(&s),
+        );
+        assert_eq!(
+            (title.as_str(), body.as_str()),
+            ("claude · app wants to use Write", "/w/app/x.txt")
+        );
+        let (title, body) = describe(
+            &approval(
+                "a",
+                None,
+                "create_directory",
+                json!({"agent": "claude", "cwd": "/w/new"}),
+            ),
+            None,
+        );
+        assert_eq!(title, "New claude session: create its directory?");
+        assert_eq!(body, "/w/new");
+        let (title, body) = describe(&approval("a", Some("0190-abcdef12"), "WebFetch", json!({"x": 1})), None);
+        assert_eq!(title, "session abcdef12 wants to use WebFetch");
+        assert_eq!(body, r#"{"x":1}"#);
+    }
+
+    #[test]
+    fn clip_cuts_on_characters() {
+        assert_eq!(clip("a\n b", 10), "a b");
+        assert_eq!(clip("ééééé", 3), "éé…");
+    }
+}

@@ -1,0 +1,390 @@
+//! The desktop app end to end, in a private headless desktop (see `support`):
+//! the tray menu over D-Bus, notifications through a real daemon (dunst), the
+//! real window through WebDriver, autostart, single instance; with the real
+//! Claude Code on the project's fake model server.
+mod support;
+
+use std::time::Duration;
+
+use hapi_e2e::pids_with_env;
+use serde_json::json;
+use support::{Agent, Api, DesktopEnv, poll};
+
+fn agent_env(agent: &Agent) -> Vec<(&'static str, std::ffi::OsString)> {
+    agent.env()
+}
+
+fn as_extra<'a>(env: &'a [(&'static str, std::ffi::OsString)]) -> Vec<(&'static str, &'a std::ffi::OsStr)> {
+    env.iter().map(|(k, v)| (*k, v.as_os_str())).collect()
+}
+
+fn work_dir(env: &DesktopEnv, name: &str) -> std::path::PathBuf {
+    let dir = env.dir.path().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+const DONE: &str = "Done: wrote hello to out.txt.";
+
+#[test]
+fn tray_counts_sessions_and_requests_and_quit_leaves_sessions_running() {
+    let env = DesktopEnv::start();
+    let agent = Agent::start();
+    let agent_vars = agent_env(&agent);
+    let mut app = env.launch(true, &as_extra(&agent_vars));
+    let api = Api::new(&app.url, &env.owner_token());
+
+    let labels = env.tray_labels();
+    assert_eq!(
+        labels,
+        [
+            "Hub running · 0 sessions · 0 waiting for approval",
+            "Open window",
+            "Start on login",
+            "Approval notifications",
+            "Open logs folder",
+            "Quit HAPI"
+        ],
+        "{labels:?}"
+    );
+    let status = env.tray_menu().into_iter().next().unwrap();
+    assert!(!status.enabled, "the status line is not clickable");
+
+    let work = work_dir(&env, "proj");
+    let session = api.spawn_claude(&work, "write hello");
+    api.pending_approval(&session);
+    let labels = poll("the tray to count the request", Duration::from_secs(30), || {
+        let labels = env.tray_labels();
+        (labels[0] == "Hub running · 1 session · 1 waiting for approval").then_some(labels)
+    });
+    assert!(
+        labels
+            .iter()
+            .any(|l| l == "claude · proj wants to use Bash: echo hello > out.txt"),
+        "the waiting request is listed: {labels:?}"
+    );
+
+    // Quit: the app exits cleanly; the session (a detached process) stays.
+    env.click_tray("Quit HAPI");
+    let status = app
+        .process
+        .wait_exit(Duration::from_secs(30))
+        .expect("the app exits on Quit");
+    assert!(status.success(), "{status:?}");
+    assert!(!env.hapi_home.join("hub.json").exists(), "the hub is stopped");
+    let survivors = pids_with_env("HAPI_HOME", env.hapi_home.to_str().unwrap());
+    assert!(
+        survivors.iter().any(|pid| hapi_e2e::cmdline(*pid).contains(" claude ")),
+        "the session wrapper outlives the app: {:?}",
+        survivors.iter().map(|p| hapi_e2e::cmdline(*p)).collect::<Vec<_>>()
+    );
+
+    // Back again: the session reconnects, its request is still waiting, and
+    // approving it lets the agent finish.
+    let app = env.launch(true, &as_extra(&agent_vars));
+    let api = Api::new(&app.url, &api.token);
+    poll("the session to reconnect", Duration::from_secs(60), || {
+        let s = api.session(&session);
+        (s["state"] != "disconnected").then_some(())
+    });
+    let approval = api.pending_approval(&session);
+    let (status, body) = api.post(
+        &format!("/api/approvals/{}", approval["id"].as_str().unwrap()),
+        json!({"decision": "allow_once"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(api.wait_turn_texts(&session, 1).last().unwrap(), DONE);
+    assert_eq!(std::fs::read_to_string(work.join("out.txt")).unwrap(), "hello\n");
+    poll("the tray to show nothing waiting", Duration::from_secs(30), || {
+        (env.tray_labels()[0] == "Hub running · 1 session · 0 waiting for approval").then_some(())
+    });
+    drop(app);
+    agent.rt.block_on(agent.model.shutdown());
+}
+
+#[test]
+fn notification_buttons_decide_and_a_decision_elsewhere_withdraws_the_notification() {
+    let env = DesktopEnv::start();
+    let agent = Agent::start();
+    let agent_vars = agent_env(&agent);
+    let app = env.launch(true, &as_extra(&agent_vars));
+    let api = Api::new(&app.url, &env.owner_token());
+
+    // Approve from the notification.
+    let work = work_dir(&env, "approve-me");
+    let session = api.spawn_claude(&work, "write hello");
+    let approval = api.pending_approval(&session);
+    poll("the notification", Duration::from_secs(30), || {
+        (env.notifications_displayed() == 1).then_some(())
+    });
+    let offered = env.invoke_notification_action("Approve");
+    assert!(
+        offered.contains("#Approve ") && offered.contains("#Deny "),
+        "the buttons offered: {offered}"
+    );
+    assert_eq!(api.wait_turn_texts(&session, 1).last().unwrap(), DONE);
+    assert_eq!(std::fs::read_to_string(work.join("out.txt")).unwrap(), "hello\n");
+    let decided = api.approval(approval["id"].as_str().unwrap());
+    assert_eq!(decided["decision"], "allow_once", "{decided}");
+    poll("the notification to close", Duration::from_secs(30), || {
+        (env.notifications_displayed() == 0).then_some(())
+    });
+    let history = env.notification_history();
+    let (summary, body) = &history[0];
+    assert_eq!(summary, "claude · approve-me wants to use Bash");
+    assert!(
+        body.contains("echo hello") && body.contains("out.txt"),
+        "the body shows the command: {body}"
+    );
+
+    // Deny from the notification: the tool does not run.
+    let work = work_dir(&env, "deny-me");
+    let session = api.spawn_claude(&work, "write hello");
+    let approval = api.pending_approval(&session);
+    poll("the notification", Duration::from_secs(30), || {
+        (env.notifications_displayed() == 1).then_some(())
+    });
+    env.invoke_notification_action("Deny");
+    poll("the denial", Duration::from_secs(30), || {
+        let a = api.approval(approval["id"].as_str().unwrap());
+        (a["state"] != "pending").then_some(a)
+    });
+    assert_eq!(
+        api.approval(approval["id"].as_str().unwrap())["decision"],
+        "reject_once"
+    );
+    api.wait_turn_texts(&session, 1);
+    assert!(!work.join("out.txt").exists(), "a denied command leaves no file");
+
+    // Decided in the web UI: the notification is withdrawn, no dead buttons left.
+    let work = work_dir(&env, "decide-elsewhere");
+    let session = api.spawn_claude(&work, "write hello");
+    let approval = api.pending_approval(&session);
+    poll("the notification", Duration::from_secs(30), || {
+        (env.notifications_displayed() == 1).then_some(())
+    });
+    let (status, _) = api.post(
+        &format!("/api/approvals/{}", approval["id"].as_str().unwrap()),
+        json!({"decision": "allow_once", "channel": "web"}),
+    );
+    assert_eq!(status, 200);
+    poll("the notification to be withdrawn", Duration::from_secs(30), || {
+        (env.notifications_displayed() == 0).then_some(())
+    });
+    assert_eq!(api.wait_turn_texts(&session, 1).last().unwrap(), DONE);
+
+    // Muted sessions and a global switch-off raise none.
+    let work = work_dir(&env, "muted");
+    std::fs::write(env.hapi_home.join("desktop.json"), r#"{"notifications": false}"#).unwrap();
+    drop(app);
+    let app = env.launch(true, &as_extra(&agent_vars));
+    let api = Api::new(&app.url, &api.token);
+    let session = api.spawn_claude(&work, "write hello");
+    api.pending_approval(&session);
+    // The tray counting it proves the app saw the request.
+    poll("the tray to count the request", Duration::from_secs(30), || {
+        env.tray_labels()[0].ends_with("1 waiting for approval").then_some(())
+    });
+    assert_eq!(env.notifications_displayed(), 0, "notifications are off");
+    let menu = env.tray_menu();
+    let switch = menu.iter().find(|e| e.label == "Approval notifications").unwrap();
+    assert_eq!(switch.checked, Some(false));
+    // Turning them on from the tray shows the waiting request.
+    env.click_tray("Approval notifications");
+    poll("the notification", Duration::from_secs(30), || {
+        (env.notifications_displayed() == 1).then_some(())
+    });
+    drop(app);
+    agent.rt.block_on(agent.model.shutdown());
+}
+
+#[test]
+fn start_on_login_from_the_tray_writes_and_removes_the_login_entry() {
+    let env = DesktopEnv::start();
+    let app = env.launch(true, &[]);
+    let entry = env.home.join(".config/autostart/HAPI.desktop");
+    assert!(!entry.exists());
+    env.click_tray("Start on login");
+    let text = poll("the autostart entry", Duration::from_secs(10), || {
+        std::fs::read_to_string(&entry).ok()
+    });
+    assert!(
+        text.contains(&format!("Exec={} --minimized", support::DESKTOP_BIN)),
+        "starts minimised to the tray: {text}"
+    );
+    poll("the check mark", Duration::from_secs(10), || {
+        let menu = env.tray_menu();
+        (menu.iter().find(|e| e.label == "Start on login")?.checked == Some(true)).then_some(())
+    });
+    env.click_tray("Start on login");
+    poll("the entry to go", Duration::from_secs(10), || {
+        (!entry.exists()).then_some(())
+    });
+    drop(app);
+}
+
+#[test]
+fn one_app_per_home_a_second_launch_hands_over_and_the_cli_defers() {
+    let env = DesktopEnv::start();
+    let mut app = env.launch(true, &[]);
+    let token = env.owner_token();
+
+    // A second launch exits at once, and the first shows its window.
+    let mut second = env.cmd(support::DESKTOP_BIN).output().unwrap();
+    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
+    let hub: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(env.hapi_home.join("hub.json")).unwrap()).unwrap();
+    assert_eq!(hub["pid"], app.pid(), "still the first app's hub");
+    let log = poll("the hand-over in the app log", Duration::from_secs(20), || {
+        let logs = std::fs::read_dir(env.hapi_home.join("logs")).ok()?;
+        logs.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+            .find(|text| text.contains("second launch: showing the window"))
+    });
+    assert!(log.contains("HAPI Desktop starting"));
+
+    // `hapi hub` is refused with the running hub's URL; `hapi runner stop` says
+    // whose runner it is and leaves it alone.
+    second = env.cmd(hapi_e2e::bin("hapi")).arg("hub").output().unwrap();
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains(&app.url) && stderr.contains("already running"),
+        "{stderr}"
+    );
+    let stop = env
+        .cmd(hapi_e2e::bin("hapi"))
+        .args(["runner", "stop"])
+        .output()
+        .unwrap();
+    assert!(!stop.status.success());
+    let stderr = String::from_utf8_lossy(&stop.stderr);
+    assert!(stderr.contains("belongs to HAPI Desktop"), "{stderr}");
+    let api = Api::new(&app.url, &token);
+    api.online_machine();
+    assert!(
+        app.process.child.try_wait().unwrap().is_none(),
+        "the first app still runs"
+    );
+}
+
+#[test]
+fn the_window_shows_sessions_and_approves_through_the_real_webview() {
+    let env = DesktopEnv::start();
+    let agent = Agent::start();
+    let driver = support::webdriver::Driver::start(&env, &agent.env());
+    let window = driver.session(support::DESKTOP_BIN);
+    let hub_json = env.hapi_home.join("hub.json");
+    let url = poll("the app's hub", Duration::from_secs(60), || {
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&hub_json).ok()?).ok()?;
+        v["url"].as_str().map(str::to_owned)
+    });
+    let api = Api::new(&url, &env.owner_token());
+
+    // Signed in without a token prompt; live.
+    let badge = window.wait_for("[data-testid=connection-status]");
+    poll("the live badge", Duration::from_secs(30), || {
+        window.text(&badge).contains("live").then_some(())
+    });
+    assert!(
+        window.find_all("[data-testid=token-input]").is_empty(),
+        "no sign-in screen"
+    );
+
+    let work = work_dir(&env, "webview");
+    let session = api.spawn_claude(&work, "write hello");
+    api.pending_approval(&session);
+    let item = window.wait_for(&format!("[data-testid=session-item][data-session-id='{session}']"));
+    window.click(&item);
+    let allow = window.wait_for("[data-testid=approval-allow-once]");
+    window.screenshot(&env.dir.path().join("window-approval.png"));
+    window.click(&allow);
+    assert_eq!(api.wait_turn_texts(&session, 1).last().unwrap(), DONE);
+    assert_eq!(std::fs::read_to_string(work.join("out.txt")).unwrap(), "hello\n");
+    poll("the agent's answer in the window", Duration::from_secs(30), || {
+        window
+            .find_all("[data-testid=agent-text]")
+            .iter()
+            .any(|e| window.text(e).contains(DONE))
+            .then_some(())
+    });
+
+    // The window's setting toggles start on login.
+    let entry = env.home.join(".config/autostart/HAPI.desktop");
+    let gear = window.wait_for("[data-testid=open-settings]");
+    window.click(&gear);
+    let autostart = window.wait_for("[data-testid=setting-autostart]");
+    window.click(&autostart);
+    poll("the autostart entry", Duration::from_secs(10), || {
+        entry.exists().then_some(())
+    });
+    window.click(&autostart);
+    poll("the entry to go", Duration::from_secs(10), || {
+        (!entry.exists()).then_some(())
+    });
+
+    window.end();
+    agent.rt.block_on(agent.model.shutdown());
+}
+
+#[test]
+fn the_app_and_a_headless_cli_find_one_owner_token_in_the_keyring() {
+    let env = DesktopEnv::start();
+    let app = env.launch(true, &[]);
+    // `hapi auth token` from the plain CLI, in the same login session.
+    let out = env.cmd(hapi_e2e::bin("hapi")).args(["auth", "token"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert_eq!(token.len(), 64);
+    let api = Api::new(&app.url, &token);
+    let hub = api.ok("/api/hub");
+    assert_eq!(hub["credentials"]["store"], "keychain", "{hub}");
+    assert!(hub["credentials"].get("notice").is_none(), "{hub}");
+    assert!(
+        !env.hapi_home.join("owner.token").exists(),
+        "no token file next to the keychain"
+    );
+    // The Secret Service holds that very token.
+    let home = std::fs::canonicalize(&env.hapi_home).unwrap();
+    let out = env
+        .base_cmd("secret-tool")
+        .args(["lookup", "service", "hapi", "username"])
+        .arg(format!("owner-token:{}", home.display()))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        token,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn without_a_keyring_the_app_says_so_and_keeps_the_token_in_a_private_file() {
+    let mut env = DesktopEnv::start();
+    env.stop_keyring();
+    let app = env.launch(true, &[]);
+    let token = std::fs::read_to_string(env.hapi_home.join("owner.token")).unwrap();
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(env.hapi_home.join("owner.token"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    let api = Api::new(&app.url, token.trim());
+    let hub = api.ok("/api/hub");
+    assert_eq!(hub["credentials"]["store"], "file", "{hub}");
+    let notice = hub["credentials"]["notice"].as_str().unwrap_or_default();
+    assert!(
+        notice.to_lowercase().contains("keychain"),
+        "the UI gets a warning: {hub}"
+    );
+    // The same warning is in the app's log.
+    let logs = std::fs::read_dir(env.hapi_home.join("logs")).unwrap();
+    let log: String = logs
+        .filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok())
+        .collect();
+    assert!(log.contains("WARN") && log.to_lowercase().contains("keychain"), "{log}");
+    // The CLI finds the same token.
+    assert_eq!(env.owner_token(), token.trim());
+}
