@@ -388,3 +388,27 @@ fn without_a_keyring_the_app_says_so_and_keeps_the_token_in_a_private_file() {
     // The CLI finds the same token.
     assert_eq!(env.owner_token(), token.trim());
 }
+
+#[test]
+fn the_app_will_not_start_a_second_hub_beside_a_headless_one() {
+    let env = DesktopEnv::start();
+    let mut cmd = env.cmd(hapi_e2e::bin("hapi"));
+    cmd.arg("hub").stdout(std::process::Stdio::null());
+    let _hub = hapi_e2e::Child::spawn("hapi hub", cmd, &env.dir.path().join("hub.log"));
+    let url = poll("the headless hub", Duration::from_secs(30), || {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(env.hapi_home.join("hub.json")).ok()?).ok()?;
+        v["url"].as_str().map(str::to_owned)
+    });
+    let out = env.cmd(support::DESKTOP_BIN).arg("--minimized").output().unwrap();
+    assert!(!out.status.success(), "the app must not run a second hub");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("HAPI Desktop cannot start") && stderr.contains(&url) && stderr.contains("already running"),
+        "{stderr}"
+    );
+    // The person is told on screen too, not only in a terminal they may not have.
+    poll("the notification", Duration::from_secs(10), || {
+        (env.notifications_displayed() == 1).then_some(())
+    });
+}
