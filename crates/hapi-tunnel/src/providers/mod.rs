@@ -1,0 +1,6 @@
+//! The providers, one file each.
+
+pub mod bore;
+pub mod cloudflared;
+pub mod lan;
+pub mod tailscale;
