@@ -284,7 +284,7 @@ mod tests {
     use super::*;
 
     // A recorded-format fixture: cloudflared's documented quick-tunnel log.
-    const LOG: &str = include_str!("../../tests/fixtures/cloudflared-quick-tunnel.log");
+    const LOG: &str = include_str!("../../tests/fixtures/cloudflared-quick-tunnel.stderr.txt");
 
     #[test]
     fn the_url_comes_from_the_banner_and_nothing_else() {

@@ -48,7 +48,7 @@ fn read_pid(dir: &Path) -> i32 {
 /// A `cloudflared` that records its arguments and PID, prints the quick-tunnel
 /// log, then runs `tail` (a shell snippet; `exec sleep 600` stays up).
 fn fake_cloudflared(dir: &Path, tail: &str) {
-    copy_fixture(dir, "cloudflared-quick-tunnel.log", "log");
+    copy_fixture(dir, "cloudflared-quick-tunnel.stderr.txt", "log");
     install(
         dir,
         "cloudflared",
