@@ -82,6 +82,9 @@ until registered; do sleep 0.05; done
 sleep 10
 pids=$(tree $pid)
 echo "processes: $(echo $pids | wc -w)  RSS: $(( $(sum_kb Rss $pids) / 1024 )) MB  PSS: $(( $(sum_kb Pss $pids) / 1024 )) MB"
+echo "largest mappings (RSS kB):"
+awk '/^[0-9a-f]+-[0-9a-f]+ / {name=($6 == "" ? "[anon]" : $6)} /^Rss:/ {rss[name]+=$2} END {for (n in rss) print rss[n], n}' \
+  /proc/$pid/smaps | sort -rn | head -8 | sed 's/^/  /'
 s0=$(switches $pids); c0=$(awk '{print $14+$15}' /proc/$pid/stat)
 sleep 30
 s1=$(switches $pids); c1=$(awk '{print $14+$15}' /proc/$pid/stat)
@@ -96,7 +99,7 @@ sleep 15
 pids=$(tree $pid)
 echo "processes: $(echo $pids | wc -w) ($(for p in $pids; do cat /proc/$p/comm; done | sort | uniq -c | tr -s ' \n' ' '))"
 echo "RSS: $(( $(sum_kb Rss $pids) / 1024 )) MB  PSS: $(( $(sum_kb Pss $pids) / 1024 )) MB"
-s0=$(switches $pids); sleep 30; s1=$(switches $(tree $pid))
+s0=$(switches $pids); sleep 30; s1=$(switches $pids)
 echo "idle 30 s with the window open: $((s1 - s0)) context switches ($(( (s1 - s0) / 30 ))/s)"
 stop_app $pid
 
