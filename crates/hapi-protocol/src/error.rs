@@ -35,6 +35,18 @@ pub enum ErrorCode {
     DirectoryUnusable,
     /// A git worktree could not be created.
     WorktreeFailed,
+    /// The pairing secret or code is unknown, used, expired or withdrawn.
+    PairingInvalid,
+    /// Too many failed pairing attempts: pairing is locked for a while.
+    PairingLocked,
+    /// Phone access is off: turn it on (and pick how) first.
+    RemoteOff,
+    /// The chosen path is plaintext; it needs the person's explicit consent.
+    ConsentRequired,
+    /// The remote-access provider could not be started or is not healthy.
+    TunnelFailed,
+    /// The request's Host or Origin is not this hub's.
+    ForbiddenOrigin,
     /// Something failed inside the hub; the request may be retried.
     Internal,
 }
