@@ -136,8 +136,10 @@ impl Desktop {
 
     /// Re-reads the hub; updates the tray and the notifications to match.
     pub async fn refresh(&self, app: &AppHandle) -> Result<()> {
-        let (sessions, pending) = tokio::try_join!(self.hub.sessions(), self.hub.pending_approvals())?;
-        let status = TrayStatus::new(&sessions, &pending);
+        let (sessions, pending, phone) =
+            tokio::try_join!(self.hub.sessions(), self.hub.pending_approvals(), self.hub.remote())?;
+        let mut status = TrayStatus::new(&sessions, &pending);
+        status.phone = phone;
         let changed = {
             let mut current = self.status.lock().expect("status poisoned");
             let changed = *current != status;
@@ -238,6 +240,20 @@ impl Desktop {
         crate::tray::update(app);
         Ok(self.desktop_settings(app))
     }
+}
+
+/// The tray's kill switch: every paired device loses access at once and phone
+/// access is turned off.
+pub fn revoke_all_devices(app: &AppHandle) {
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        let desk = app.state::<Desktop>();
+        match desk.hub.revoke_all_devices().await {
+            Ok(()) => tracing::warn!("all paired devices revoked and phone access turned off (tray)"),
+            Err(e) => tracing::error!("cannot revoke the paired devices: {e:#}"),
+        }
+        desk.request_refresh();
+    });
 }
 
 pub fn autostart_enabled(app: &AppHandle) -> bool {

@@ -4,8 +4,8 @@
 //! its channel), and there is no second code path to keep in step.
 use anyhow::{Context as _, Result, bail};
 use hapi_protocol::{
-    Approval, ApprovalList, ApprovalResponse, DecideApproval, Decision, DecisionChannel, ErrorResponse, Session,
-    SessionList,
+    Approval, ApprovalList, ApprovalResponse, DecideApproval, Decision, DecisionChannel, ErrorResponse, RemoteAccess,
+    Session, SessionList,
 };
 
 #[derive(Clone)]
@@ -41,6 +41,37 @@ impl HubClient {
             .await
             .with_context(|| format!("GET {path}"))?;
         read(response, path).await
+    }
+
+    /// Phone access, or `None` from a hub without it.
+    pub async fn remote(&self) -> Result<Option<RemoteAccess>> {
+        let response = self
+            .http
+            .get(format!("{}/api/remote", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .context("GET /api/remote")?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        read(response, "/api/remote").await.map(Some)
+    }
+
+    /// The kill switch: revokes every paired device and turns phone access off.
+    pub async fn revoke_all_devices(&self) -> Result<()> {
+        let path = "/api/devices/revoke-all";
+        let response = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("POST {path}"))?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        read::<serde_json::Value>(response, path).await.map(drop)
     }
 
     pub async fn sessions(&self) -> Result<Vec<Session>> {

@@ -122,7 +122,9 @@ fn follow_hub(app: AppHandle) {
     tauri::async_runtime::spawn(async move {
         let desk = refresher.state::<Desktop>();
         loop {
-            desk.refresh_requested().await;
+            // Phone access changes without a hub event (a tunnel drops): look
+            // again now and then.
+            let _ = tokio::time::timeout(Duration::from_secs(15), desk.refresh_requested()).await;
             // A burst of events (a turn ending cancels its requests) is one refresh.
             tokio::time::sleep(Duration::from_millis(50)).await;
             if let Err(e) = desk.refresh(&refresher).await {

@@ -1,6 +1,6 @@
 //! What the tray and the notifications say, computed from the hub's sessions and
 //! pending approvals. Pure, so the wording is unit-tested without a desktop.
-use hapi_protocol::{Approval, Session, SessionState};
+use hapi_protocol::{Approval, RemoteAccess, RemoteState, Session, SessionState, TransportSecurity};
 
 /// Most pending requests listed in the tray menu; the status line counts all.
 pub const MAX_LISTED: usize = 8;
@@ -24,6 +24,8 @@ pub struct TrayStatus {
     pub waiting: usize,
     /// The oldest [`MAX_LISTED`] pending approvals.
     pub pending: Vec<PendingItem>,
+    /// Phone access, if the hub reports it.
+    pub phone: Option<RemoteAccess>,
 }
 
 impl TrayStatus {
@@ -50,7 +52,33 @@ impl TrayStatus {
             sessions: sessions.iter().filter(|s| s.state != SessionState::Ended).count(),
             waiting: approvals.len(),
             pending,
+            phone: None,
         }
+    }
+
+    /// "Phone access: on · https://… · encrypted to this machine", or `None`
+    /// when the hub has no phone access.
+    pub fn phone_line(&self) -> Option<String> {
+        let phone = self.phone.as_ref()?;
+        let transport = match phone.transport {
+            Some(TransportSecurity::TlsAtThisMachine) => " · encrypted to this machine",
+            Some(TransportSecurity::TlsAtProvider) => " · encrypted to the provider",
+            Some(TransportSecurity::Plaintext) => " · NOT encrypted",
+            None => "",
+        };
+        Some(match phone.state {
+            RemoteState::Off => "Phone access: off".into(),
+            RemoteState::Starting => "Phone access: starting…".into(),
+            RemoteState::Up => format!(
+                "Phone access: on · {}{transport}",
+                phone.public_url.as_deref().unwrap_or("")
+            ),
+            RemoteState::Down => format!("Phone access: down, reconnecting ({} failures)", phone.failures),
+            RemoteState::Failed => format!(
+                "Phone access: failed: {}",
+                clip(phone.detail.as_deref().unwrap_or("see the log"), 60)
+            ),
+        })
     }
 
     /// "Hub running · 2 sessions · 1 waiting for approval".
@@ -189,6 +217,38 @@ mod tests {
         assert_eq!(idle.status_line(), "Hub running · 1 session · 0 waiting for approval");
         assert_eq!(idle.badge(), None);
         assert_eq!(TrayStatus::default().status_line(), "Hub not running");
+    }
+
+    #[test]
+    fn phone_line_says_state_and_who_can_read_the_traffic() {
+        let mut status = TrayStatus::default();
+        assert_eq!(status.phone_line(), None);
+        let mut phone = RemoteAccess {
+            state: RemoteState::Off,
+            provider: None,
+            public_url: None,
+            transport: None,
+            sse: true,
+            failures: 0,
+            detail: None,
+        };
+        status.phone = Some(phone.clone());
+        assert_eq!(status.phone_line().unwrap(), "Phone access: off");
+        phone.state = RemoteState::Up;
+        phone.public_url = Some("http://192.168.1.5:3007".into());
+        phone.transport = Some(TransportSecurity::Plaintext);
+        status.phone = Some(phone.clone());
+        assert_eq!(
+            status.phone_line().unwrap(),
+            "Phone access: on · http://192.168.1.5:3007 · NOT encrypted"
+        );
+        phone.state = RemoteState::Down;
+        phone.failures = 3;
+        status.phone = Some(phone);
+        assert_eq!(
+            status.phone_line().unwrap(),
+            "Phone access: down, reconnecting (3 failures)"
+        );
     }
 
     #[test]

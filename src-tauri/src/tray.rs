@@ -19,6 +19,8 @@ const OPEN: &str = "open";
 const AUTOSTART: &str = "autostart";
 const NOTIFICATIONS: &str = "notifications";
 const LOGS: &str = "logs";
+const PAIR: &str = "pair";
+const REVOKE_ALL: &str = "revoke-all";
 const QUIT: &str = "quit";
 const APPROVAL_PREFIX: &str = "approval:";
 
@@ -101,6 +103,24 @@ fn menu(app: &AppHandle) -> tauri::Result<Menu<Wry>> {
             items.push(Box::new(MenuItem::with_id(app, OPEN, label, true, None::<&str>)?));
         }
     }
+    if let Some(line) = status.phone_line() {
+        items.push(Box::new(PredefinedMenuItem::separator(app)?));
+        items.push(Box::new(MenuItem::with_id(app, "phone", line, false, None::<&str>)?));
+        items.push(Box::new(MenuItem::with_id(
+            app,
+            PAIR,
+            "Pair phone…",
+            true,
+            None::<&str>,
+        )?));
+        items.push(Box::new(MenuItem::with_id(
+            app,
+            REVOKE_ALL,
+            "Revoke all phones and stop phone access",
+            true,
+            None::<&str>,
+        )?));
+    }
     items.push(Box::new(PredefinedMenuItem::separator(app)?));
     items.push(Box::new(MenuItem::with_id(
         app,
@@ -150,6 +170,11 @@ fn on_menu_event(app: &AppHandle, event: MenuEvent) {
         NOTIFICATIONS => desk.set_notifications(app, !desk.settings().notifications).map(drop),
         LOGS => {
             crate::desktop::open_externally(&hapi_runner::logs_dir(&desk.home).to_string_lossy());
+            Ok(())
+        }
+        PAIR => crate::window::show_route(app, "#/pair-phone").map_err(anyhow::Error::from),
+        REVOKE_ALL => {
+            crate::desktop::revoke_all_devices(app);
             Ok(())
         }
         QUIT => {

@@ -16,15 +16,21 @@ pub const LABEL: &str = "main";
 
 /// Shows the window (building it if closed) and, if given, opens a session.
 pub fn show(app: &AppHandle, session_id: Option<&str>) -> tauri::Result<()> {
-    let desk = app.state::<crate::Desktop>();
     let hash = session_id
         .map(|id| format!("#/session/{}", encode(id)))
         .unwrap_or_default();
+    show_route(app, &hash)
+}
+
+/// Shows the window at a route of the UI (`#/pair-phone`, …; "" keeps the
+/// current one).
+pub fn show_route(app: &AppHandle, hash: &str) -> tauri::Result<()> {
+    let desk = app.state::<crate::Desktop>();
     if let Some(window) = app.get_webview_window(LABEL) {
         if !hash.is_empty() {
             window.eval(format!(
                 "window.location.hash = {};",
-                serde_json::to_string(&hash).unwrap_or_default()
+                serde_json::to_string(hash).unwrap_or_default()
             ))?;
         }
         window.show()?;

@@ -39,6 +39,10 @@ pub struct HubConfig {
     pub durability: Durability,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// A token that opens `GET /metrics` and nothing else (`HAPI_METRICS_TOKEN`),
+    /// for a Prometheus that should not hold the owner token. `None`: the owner
+    /// token only.
+    pub metrics_token: Option<String>,
 }
 
 impl std::fmt::Debug for HubConfig {
@@ -50,6 +54,7 @@ impl std::fmt::Debug for HubConfig {
             .field("owner_token", &self.owner_token.as_ref().map(|_| "<redacted>"))
             .field("durability", &self.durability)
             .field("body_limit", &self.body_limit)
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -91,12 +96,22 @@ impl HubConfig {
                 });
             }
         };
+        let metrics_token = match var("HAPI_METRICS_TOKEN") {
+            Some(token) => Some(check_metrics_token(&token).map_err(|reason| HubConfigError::Invalid {
+                var: "HAPI_METRICS_TOKEN",
+                // Never echo a secret, even a malformed one.
+                value: "<redacted>".into(),
+                reason,
+            })?),
+            None => None,
+        };
         Ok(HubConfig {
             home,
             listen: SocketAddr::new(host, port),
             owner_token: var("CLI_API_TOKEN"),
             durability,
             body_limit: 1024 * 1024,
+            metrics_token,
         })
     }
 
@@ -108,11 +123,51 @@ impl HubConfig {
             owner_token: None,
             durability: Durability::Normal,
             body_limit: 1024 * 1024,
+            metrics_token: None,
         }
     }
 
     /// The SQLite database file.
     pub fn db_path(&self) -> PathBuf {
         self.home.join("hapi.db")
+    }
+}
+
+/// Shortest metrics token accepted: it guards what the hub is doing, so it must
+/// not be guessable.
+pub(crate) const MIN_METRICS_TOKEN: usize = 16;
+
+/// A metrics token must be long enough and fit in an `Authorization` header
+/// unchanged (visible ASCII, no spaces). Returns it, or why it is unusable.
+pub(crate) fn check_metrics_token(token: &str) -> Result<String, String> {
+    if token.len() < MIN_METRICS_TOKEN {
+        return Err(format!(
+            "shorter than {MIN_METRICS_TOKEN} characters (generate one with `openssl rand -hex 32`)"
+        ));
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("only visible ASCII characters without spaces can be sent as a bearer token".into());
+    }
+    Ok(token.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_metrics_token;
+
+    #[test]
+    fn metrics_token_must_be_long_and_printable() {
+        assert!(check_metrics_token("0123456789abcdef").is_ok());
+        assert!(check_metrics_token("short").unwrap_err().contains("shorter than 16"));
+        assert!(
+            check_metrics_token("0123456789 abcdef")
+                .unwrap_err()
+                .contains("visible ASCII")
+        );
+        assert!(
+            check_metrics_token("0123456789abcdéf")
+                .unwrap_err()
+                .contains("visible ASCII")
+        );
     }
 }

@@ -10,6 +10,7 @@ pub mod auth;
 mod config;
 mod error;
 mod links;
+mod metrics;
 mod routes;
 mod runner_links;
 mod writer;
@@ -28,6 +29,7 @@ pub use error::ApiError;
 pub use writer::{LiveEvent, Writer};
 
 use links::Links;
+use metrics::Metrics;
 use runner_links::RunnerLinks;
 
 /// Everything that can stop the hub from starting.
@@ -65,6 +67,9 @@ struct Inner {
     machine_id: String,
     credentials: hapi_protocol::CredentialInfo,
     started: Instant,
+    metrics: Metrics,
+    /// The last database probe of `GET /ready`, shared by probes within a second.
+    ready_probe: routes::ops::ProbeCache,
     /// Becomes true when the server shuts down, so that endless responses (event
     /// streams, wrapper links) end and graceful shutdown can finish.
     closing: tokio::sync::watch::Sender<bool>,
@@ -104,6 +109,7 @@ impl AppState {
         let store = Arc::new(Store::open(config.db_path(), config.durability)?);
         let writer = Writer::start(&store)?;
         let machine_id = machine_id(&config.home).map_err(io("cannot read or create machine-id"))?;
+        let metrics = Metrics::new();
         Ok(AppState {
             inner: Arc::new(Inner {
                 auth: auth::Auth::new(&owner.token),
@@ -111,10 +117,12 @@ impl AppState {
                 config,
                 store,
                 writer,
-                links: Links::default(),
-                runner_links: RunnerLinks::default(),
+                links: Links::new(metrics.clone()),
+                runner_links: RunnerLinks::new(metrics.clone()),
                 machine_id,
                 started: Instant::now(),
+                metrics,
+                ready_probe: routes::ops::ProbeCache::default(),
                 closing: tokio::sync::watch::channel(false).0,
             }),
         })
@@ -144,6 +152,18 @@ impl AppState {
 
     pub(crate) fn machine_id(&self) -> &str {
         &self.inner.machine_id
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    pub(crate) fn ready_probe(&self) -> &routes::ops::ProbeCache {
+        &self.inner.ready_probe
+    }
+
+    pub(crate) fn db_path(&self) -> &std::path::Path {
+        self.inner.store.path()
     }
 
     /// Where the owner token is kept, and why not in the keychain if it is not.
@@ -214,6 +234,7 @@ pub async fn serve(
             Ok(((), events))
         })
         .await?;
+    tokio::spawn(routes::ops::upkeep(state.metrics().clone(), state.closing()));
     let closing = state.inner.closing.clone();
     let app = router(state).into_make_service();
     // Event streams and links are small writes that must leave at once; with

@@ -7,15 +7,31 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use hapi_protocol::HubFrame;
 use tokio::sync::mpsc;
 
+use crate::metrics::{LinkKind, Metrics, RelayFailure};
+
 /// Registry of connected wrappers, one per session (a newer connection replaces
 /// an older one, which then closes).
-#[derive(Default)]
 pub struct Links {
     next_id: AtomicU64,
     by_session: Mutex<HashMap<String, (u64, mpsc::UnboundedSender<HubFrame>)>>,
+    metrics: Metrics,
 }
 
 impl Links {
+    /// An empty registry that counts connects and undelivered commands in `metrics`.
+    pub fn new(metrics: Metrics) -> Self {
+        Links {
+            next_id: AtomicU64::new(0),
+            by_session: Mutex::new(HashMap::new()),
+            metrics,
+        }
+    }
+
+    /// How many wrappers are connected.
+    pub fn connected(&self) -> usize {
+        self.by_session.lock().expect("links poisoned").len()
+    }
+
     /// Registers a connection and returns its id.
     pub fn register(&self, session_id: &str, tx: mpsc::UnboundedSender<HubFrame>) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -23,6 +39,7 @@ impl Links {
             .lock()
             .expect("links poisoned")
             .insert(session_id.to_owned(), (id, tx));
+        self.metrics.link_connected(LinkKind::Wrapper, session_id);
         id
     }
 
@@ -36,9 +53,14 @@ impl Links {
         false
     }
 
-    /// Pushes a frame to the session's wrapper; false if none is connected.
+    /// Pushes a frame to the session's wrapper; false if none is connected
+    /// (the command then waits in the outbox for the wrapper's reconnect).
     pub fn push(&self, session_id: &str, frame: HubFrame) -> bool {
         let map = self.by_session.lock().expect("links poisoned");
-        map.get(session_id).is_some_and(|(_, tx)| tx.send(frame).is_ok())
+        let delivered = map.get(session_id).is_some_and(|(_, tx)| tx.send(frame).is_ok());
+        if !delivered {
+            self.metrics.relay_failed(RelayFailure::WrapperDisconnected);
+        }
+        delivered
     }
 }

@@ -9,6 +9,7 @@ use hapi_protocol::{ErrorBody, ErrorCode, HubMachineFrame, MachineRpc, RpcOutcom
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ApiError;
+use crate::metrics::{LinkKind, Metrics, RelayFailure};
 
 /// One connected runner.
 pub(crate) struct RunnerLink {
@@ -30,13 +31,27 @@ impl RunnerLink {
 
 /// Registry of connected runners, one per machine (a newer connection replaces an
 /// older one).
-#[derive(Default)]
 pub(crate) struct RunnerLinks {
     next_conn: AtomicU64,
     by_machine: Mutex<HashMap<String, Arc<RunnerLink>>>,
+    metrics: Metrics,
 }
 
 impl RunnerLinks {
+    /// An empty registry that counts connects, heartbeats and failed RPCs in `metrics`.
+    pub(crate) fn new(metrics: Metrics) -> Self {
+        RunnerLinks {
+            next_conn: AtomicU64::new(0),
+            by_machine: Mutex::new(HashMap::new()),
+            metrics,
+        }
+    }
+
+    /// How many runners are linked.
+    pub(crate) fn connected(&self) -> usize {
+        self.by_machine.lock().expect("runner links poisoned").len()
+    }
+
     /// Registers a runner's connection.
     pub(crate) fn register(&self, machine_id: &str, frames: mpsc::UnboundedSender<HubMachineFrame>) -> Arc<RunnerLink> {
         let link = Arc::new(RunnerLink {
@@ -49,6 +64,8 @@ impl RunnerLinks {
             .lock()
             .expect("runner links poisoned")
             .insert(machine_id.to_owned(), link.clone());
+        self.metrics.link_connected(LinkKind::Runner, machine_id);
+        self.metrics.runner_linked(machine_id);
         link
     }
 
@@ -61,6 +78,7 @@ impl RunnerLinks {
             .is_some_and(|current| current.conn_id == link.conn_id)
         {
             map.remove(machine_id);
+            self.metrics.runner_unlinked(machine_id);
             return true;
         }
         false
@@ -82,26 +100,35 @@ impl RunnerLinks {
                 "the machine's runner is not connected (start it with `hapi runner start`)",
             )
         };
+        let failed = |failure| self.metrics.relay_failed(failure);
         let link = self
             .by_machine
             .lock()
             .expect("runner links poisoned")
             .get(machine_id)
             .cloned()
-            .ok_or_else(offline)?;
+            .ok_or_else(|| {
+                failed(RelayFailure::RunnerOffline);
+                offline()
+            })?;
         let id = link.next_rpc.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         link.pending.lock().expect("rpc map poisoned").insert(id, tx);
         if link.frames.send(HubMachineFrame::Rpc { id, call }).is_err() {
             link.pending.lock().expect("rpc map poisoned").remove(&id);
+            failed(RelayFailure::RunnerLinkClosed);
             return Err(offline());
         }
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(RpcOutcome::Ok(value))) => Ok(Ok(value)),
             Ok(Ok(RpcOutcome::Err(e))) => Ok(Err(e)),
-            Ok(Err(_)) => Err(offline()),
+            Ok(Err(_)) => {
+                failed(RelayFailure::RunnerLinkClosed);
+                Err(offline())
+            }
             Err(_) => {
                 link.pending.lock().expect("rpc map poisoned").remove(&id);
+                failed(RelayFailure::RunnerTimeout);
                 Err(ApiError::new(
                     StatusCode::GATEWAY_TIMEOUT,
                     ErrorCode::RunnerTimeout,

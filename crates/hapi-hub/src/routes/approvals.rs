@@ -74,6 +74,9 @@ pub(super) async fn decide(
         .await?;
     tracing::info!(approval_id = %approval.id, session_id = ?approval.session_id, machine_id = ?approval.machine_id,
         decision = decision.as_str(), channel = channel.as_str(), "approval decided");
+    if let Some(latency) = decision_latency(&approval) {
+        state.metrics().approval_decided(channel, latency);
+    }
     if let Some((session_id, outbox_id, command)) = delivery {
         state
             .links()
@@ -115,4 +118,13 @@ pub(super) async fn decide(
         session_id,
         error,
     }))
+}
+
+/// From the request to the decision, by the stored timestamps (zero if the clock
+/// stepped back in between).
+fn decision_latency(approval: &hapi_protocol::Approval) -> Option<std::time::Duration> {
+    let parse = |t: &str| chrono::DateTime::parse_from_rfc3339(t).ok();
+    let requested = parse(&approval.created_at)?;
+    let decided = parse(approval.decided_at.as_deref()?)?;
+    Some((decided - requested).to_std().unwrap_or_default())
 }

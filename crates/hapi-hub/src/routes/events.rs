@@ -24,6 +24,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::auth::TICKET_TTL;
 use crate::error::{ApiError, ApiQuery};
+use crate::metrics::Transport;
 use crate::{AppState, LiveEvent};
 
 /// Events read from the log per query while catching up.
@@ -72,8 +73,13 @@ pub(super) async fn sse(
     let live = state.writer().subscribe();
     let after = resume_point(&state, &headers, &q).await?;
     let closing = state.closing();
-    let stream = futures_util::StreamExt::take_until(ReceiverStream::new(follow(state, after, live)), closing)
-        .map(|ev| Ok(Event::default().id(ev.seq.to_string()).event("hub").data(&ev.json)));
+    // Counted until the response body, and with it this stream, is dropped.
+    let client = state.metrics().event_client(Transport::Sse);
+    let stream =
+        futures_util::StreamExt::take_until(ReceiverStream::new(follow(state, after, live)), closing).map(move |ev| {
+            let _counted = &client;
+            Ok(Event::default().id(ev.seq.to_string()).event("hub").data(&ev.json))
+        });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat")))
 }
 
@@ -86,7 +92,10 @@ pub(super) async fn websocket(
     let live = state.writer().subscribe();
     let after = resume_point(&state, &headers, &q).await?;
     Ok(upgrade
-        .on_upgrade(move |socket| pump_websocket(socket, follow(state, after, live)))
+        .on_upgrade(move |socket| async move {
+            let _counted = state.metrics().event_client(Transport::WebSocket);
+            pump_websocket(socket, follow(state, after, live)).await;
+        })
         .into_response())
 }
 

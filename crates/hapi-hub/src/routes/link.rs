@@ -18,6 +18,7 @@ use tracing::Instrument as _;
 use crate::AppState;
 use crate::auth::{bearer, token_hash};
 use crate::error::ApiError;
+use crate::metrics::Source;
 
 /// Most updates of one connection in flight before reading pauses.
 const MAX_IN_FLIGHT: usize = 4096;
@@ -105,10 +106,19 @@ async fn run(state: AppState, id: String, socket: WebSocket) {
                         // Queued here, in arrival order; only the commit is awaited later.
                         let queued = state.writer().submit(move |tx| {
                             let appended = hapi_store::append_update(tx, &sid, Some(client_seq), &update)?;
-                            Ok((client_seq, appended.events))
+                            Ok(((client_seq, appended.duplicate), appended.events))
                         }).await;
                         match queued {
-                            Ok(commit) => writes.push_back(Box::pin(async move { commit.await.map_err(ApiError::from) })),
+                            Ok(commit) => {
+                                let metrics = state.metrics().clone();
+                                writes.push_back(Box::pin(async move {
+                                    let (client_seq, duplicate) = commit.await.map_err(ApiError::from)?;
+                                    if !duplicate {
+                                        metrics.message_ingested(Source::Wrapper);
+                                    }
+                                    Ok(client_seq)
+                                }));
+                            }
                             Err(e) => {
                                 tracing::error!(error = %e, "writer unavailable; dropping the link");
                                 break;

@@ -23,7 +23,7 @@ use crate::AppState;
 use crate::error::{ApiError, ApiJson};
 
 /// Three missed `alive` frames.
-const SILENCE_LIMIT: Duration = Duration::from_secs(60);
+pub(crate) const SILENCE_LIMIT: Duration = Duration::from_secs(60);
 /// How long a runner may take to say hello.
 const HELLO_LIMIT: Duration = Duration::from_secs(10);
 /// How long a spawn may take (the runner starts a process and waits for it to
@@ -163,12 +163,15 @@ async fn run(state: AppState, id: String, socket: WebSocket) {
                 let mid = id.clone();
                 match serde_json::from_str::<MachineFrame>(&text) {
                     Ok(MachineFrame::Alive) => {
+                        state.metrics().runner_alive(&id);
                         let _ = state.writer().write(move |tx| hapi_store::machine_seen(tx, &mid).map(|()| ((), Vec::new()))).await;
                     }
                     Ok(MachineFrame::Hello { name, runner }) => {
+                        state.metrics().runner_alive(&id);
                         let _ = state.writer().write(move |tx| Ok(((), vec![hapi_store::machine_connected(tx, &mid, &name, &runner)?]))).await;
                     }
                     Ok(MachineFrame::ShuttingDown) => {
+                        state.metrics().runner_stopping(&id);
                         let _ = state.writer().write(move |tx| {
                             Ok(((), hapi_store::set_machine_state(tx, &mid, MachineState::ShuttingDown)?.into_iter().collect()))
                         }).await;

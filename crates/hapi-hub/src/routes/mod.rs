@@ -4,6 +4,7 @@ mod events;
 mod hub;
 mod link;
 pub(crate) mod machines;
+pub(crate) mod ops;
 mod sessions;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -39,6 +40,8 @@ pub(crate) fn router(state: AppState) -> Router {
     let body_limit = state.config().body_limit;
     Router::new()
         .route("/health", get(health))
+        .route("/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
         .nest("/api", api)
         .fallback(assets::serve)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::auth::{new_token, token_hash};
 use crate::error::{ApiError, ApiJson, ApiQuery};
+use crate::metrics::Source;
 
 /// Largest page of history one request returns.
 const MAX_PAGE: u32 = 500;
@@ -131,6 +132,7 @@ pub(super) async fn send(
         Ok(hapi_store::append_update(tx, id, None, &update)?.events)
     })
     .await?;
+    state.metrics().message_ingested(Source::Api);
     Ok((StatusCode::ACCEPTED, Json(accepted)))
 }
 

@@ -6,3 +6,4 @@ mod api;
 mod events;
 mod link;
 mod machines;
+mod ops;
