@@ -57,6 +57,7 @@ fn tray_counts_sessions_and_requests_and_quit_leaves_sessions_running() {
         let labels = env.tray_labels();
         (labels[0] == "Hub running · 1 session · 1 waiting for approval").then_some(labels)
     });
+    assert_eq!(env.tray_label(), "1", "the icon's label counts the waiting request");
     assert!(
         labels
             .iter()
@@ -98,6 +99,7 @@ fn tray_counts_sessions_and_requests_and_quit_leaves_sessions_running() {
     poll("the tray to show nothing waiting", Duration::from_secs(30), || {
         (env.tray_labels()[0] == "Hub running · 1 session · 0 waiting for approval").then_some(())
     });
+    assert_eq!(env.tray_label(), "", "no count when nothing waits");
     drop(app);
     agent.rt.block_on(agent.model.shutdown());
 }

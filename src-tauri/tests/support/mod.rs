@@ -38,7 +38,7 @@ impl DesktopEnv {
         let home = dir.path().join("home");
         let hapi_home = dir.path().join("hapi-home");
         let runtime_dir = dir.path().join("run");
-        for d in [&home, &hapi_home, &runtime_dir] {
+        for d in [&home, &hapi_home, &runtime_dir, &dir.path().join("tmp")] {
             std::fs::create_dir_all(d).unwrap();
         }
         std::fs::set_permissions(&runtime_dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
@@ -87,6 +87,8 @@ impl DesktopEnv {
             .env("DISPLAY", &self.display)
             .env("XAUTHORITY", &self.xauthority)
             .env("HAPI_DESKTOP_TEST", self.dir.path())
+            // The tray writes its icon files to the temp dir: one per test.
+            .env("TMPDIR", self.dir.path().join("tmp"))
             .env("NO_AT_BRIDGE", "1")
             .env_remove("WAYLAND_DISPLAY")
             .env_remove("HAPI_KEYCHAIN");
@@ -352,6 +354,22 @@ impl DesktopEnv {
                 }
             })
             .collect()
+    }
+
+    /// The label the tray item shows next to its icon (AppIndicator's label).
+    pub fn tray_label(&self) -> String {
+        let (service, menu) = self.tray();
+        let item = menu.trim_end_matches("/Menu");
+        let out = self.busctl(&[
+            "--json=short",
+            "get-property",
+            &service,
+            item,
+            "org.kde.StatusNotifierItem",
+            "XAyatanaLabel",
+        ]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        v["data"].as_str().unwrap_or_default().to_owned()
     }
 
     /// The labels of the menu's entries (separators left out).
