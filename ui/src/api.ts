@@ -5,6 +5,8 @@ import type { ApprovalResponse } from "./generated/ApprovalResponse";
 import type { DecideApproval } from "./generated/DecideApproval";
 import type { Decision } from "./generated/Decision";
 import type { DecisionChannel } from "./generated/DecisionChannel";
+import type { Device } from "./generated/Device";
+import type { DeviceList } from "./generated/DeviceList";
 import type { ErrorCode } from "./generated/ErrorCode";
 import type { ErrorResponse } from "./generated/ErrorResponse";
 import type { EventTicket } from "./generated/EventTicket";
@@ -12,10 +14,15 @@ import type { HubInfo } from "./generated/HubInfo";
 import type { Machine } from "./generated/Machine";
 import type { MachineList } from "./generated/MachineList";
 import type { MessagePage } from "./generated/MessagePage";
+import type { PairDevice } from "./generated/PairDevice";
+import type { PairedDevice } from "./generated/PairedDevice";
+import type { Pairing } from "./generated/Pairing";
+import type { RemoteAccess } from "./generated/RemoteAccess";
 import type { SendMessage } from "./generated/SendMessage";
 import type { Session } from "./generated/Session";
 import type { SessionList } from "./generated/SessionList";
 import type { SessionResponse } from "./generated/SessionResponse";
+import type { SetRemoteAccess } from "./generated/SetRemoteAccess";
 import type { SpawnedSession } from "./generated/SpawnedSession";
 import type { SpawnNeedsApproval } from "./generated/SpawnNeedsApproval";
 import type { SpawnSession } from "./generated/SpawnSession";
@@ -49,6 +56,78 @@ function isHubInfo(value: unknown): value is HubInfo {
   return typeof c.store === "string" && (c.notice === undefined || c.notice === null || typeof c.notice === "string");
 }
 
+export type FetchFn = (input: string, init?: RequestInit) => Promise<Response>;
+
+/** Providers whose consent notice `GET /api/remote/consent?kind=` gives (the plaintext ones). */
+export type ConsentKind = "lan" | "bore";
+
+/**
+ * One JSON request. Throws `ApiError` for error answers (with the hub's code)
+ * and for network failures (`code` = "network"); calls `onUnauthorized` on a
+ * 401 before throwing.
+ */
+async function requestJson<T>(
+  fetchFn: FetchFn,
+  method: string,
+  path: string,
+  token: string | null,
+  body: unknown,
+  onUnauthorized: () => void,
+): Promise<T> {
+  const headers: Record<string, string> = {};
+  if (token !== null) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let res: Response;
+  try {
+    res = await fetchFn(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: "no-store",
+    });
+  } catch (e) {
+    throw new ApiError(0, "network", e instanceof Error ? e.message : "network error");
+  }
+  const text = await res.text();
+  let parsed: unknown = undefined;
+  if (text) {
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+  }
+  if (!res.ok) {
+    if (res.status === 401) onUnauthorized();
+    if (isErrorResponse(parsed)) throw new ApiError(res.status, parsed.error.code, parsed.error.message);
+    throw new ApiError(res.status, res.status === 401 ? "unauthorized" : "internal", `HTTP ${res.status}`);
+  }
+  return parsed as T;
+}
+
+function isPairedDevice(value: unknown): value is PairedDevice {
+  if (typeof value !== "object" || value === null) return false;
+  const v = value as { token?: unknown; device?: unknown };
+  return (
+    typeof v.token === "string" &&
+    v.token.length > 0 &&
+    typeof v.device === "object" &&
+    v.device !== null &&
+    typeof (v.device as { id?: unknown }).id === "string"
+  );
+}
+
+/**
+ * `POST /pair` (no auth; the remote listener this page came from): trades a
+ * pairing secret or typed code for a device token. A 401 here means a wrong
+ * or expired code (`pairing_invalid`), not a sign-out.
+ */
+export async function pairDevice(body: PairDevice, fetchFn: FetchFn = (i, init) => fetch(i, init)): Promise<PairedDevice> {
+  const answer = await requestJson<unknown>(fetchFn, "POST", "/pair", null, body, () => {});
+  if (!isPairedDevice(answer)) throw new ApiError(200, "internal", "The hub's answer to the pairing was not understood.");
+  return answer;
+}
+
 export class HubApi {
   constructor(
     private readonly token: string,
@@ -58,35 +137,8 @@ export class HubApi {
     readonly channel: DecisionChannel = decisionChannel(),
   ) {}
 
-  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const headers: Record<string, string> = { Authorization: `Bearer ${this.token}` };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    let res: Response;
-    try {
-      res = await fetch(path, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        cache: "no-store",
-      });
-    } catch (e) {
-      throw new ApiError(0, "network", e instanceof Error ? e.message : "network error");
-    }
-    const text = await res.text();
-    let parsed: unknown = undefined;
-    if (text) {
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        parsed = undefined;
-      }
-    }
-    if (!res.ok) {
-      if (res.status === 401) this.onUnauthorized();
-      if (isErrorResponse(parsed)) throw new ApiError(res.status, parsed.error.code, parsed.error.message);
-      throw new ApiError(res.status, res.status === 401 ? "unauthorized" : "internal", `HTTP ${res.status}`);
-    }
-    return parsed as T;
+  private request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return requestJson<T>((i, init) => fetch(i, init), method, path, this.token, body, this.onUnauthorized);
   }
 
   async sessions(): Promise<Session[]> {
@@ -157,5 +209,52 @@ export class HubApi {
 
   eventTicket(): Promise<EventTicket> {
     return this.request("POST", "/api/events/ticket");
+  }
+
+  // Phone access (owner token only; a paired device never calls these).
+
+  /** `GET /api/remote` */
+  remoteAccess(): Promise<RemoteAccess> {
+    return this.request("GET", "/api/remote");
+  }
+
+  /** `PUT /api/remote`: on with a provider (409 `consent_required` without the plaintext consent), or off. */
+  setRemoteAccess(body: SetRemoteAccess): Promise<RemoteAccess> {
+    return this.request("PUT", "/api/remote", body);
+  }
+
+  /** `GET /api/remote/consent?kind=`: the exact notice a person must accept for a plaintext provider. */
+  async consentNotice(kind: ConsentKind): Promise<string> {
+    const answer = await this.request<unknown>("GET", `/api/remote/consent?kind=${encodeURIComponent(kind)}`);
+    const notice = (answer as { notice?: unknown } | null)?.notice;
+    if (typeof notice !== "string" || !notice.trim()) {
+      throw new ApiError(200, "internal", "The hub gave no consent notice for this connection.");
+    }
+    return notice;
+  }
+
+  /** `POST /api/pairing`: a new pairing offer (409 `remote_off` while phone access is off). */
+  createPairing(): Promise<Pairing> {
+    return this.request("POST", "/api/pairing");
+  }
+
+  /** `DELETE /api/pairing/{id}`: withdraws an offer. */
+  async withdrawPairing(id: string): Promise<void> {
+    await this.request("DELETE", `/api/pairing/${encodeURIComponent(id)}`);
+  }
+
+  /** `GET /api/devices` (newest first). */
+  async devices(): Promise<Device[]> {
+    return (await this.request<DeviceList>("GET", "/api/devices")).devices;
+  }
+
+  /** `DELETE /api/devices/{id}` */
+  async revokeDevice(id: string): Promise<void> {
+    await this.request("DELETE", `/api/devices/${encodeURIComponent(id)}`);
+  }
+
+  /** `POST /api/devices/revoke-all`: revokes every device and turns phone access off. */
+  async revokeAllDevices(): Promise<void> {
+    await this.request("POST", "/api/devices/revoke-all");
   }
 }

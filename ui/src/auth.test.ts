@@ -1,7 +1,15 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import {
   adoptTokenFromLocation,
+  clearDeviceToken,
   clearToken,
+  forgetRejectedCredential,
+  initialCredential,
+  isOwner,
+  loadDeviceToken,
+  loadEventTransport,
+  storeDeviceToken,
+  storeEventTransport,
   fragmentWithoutToken,
   initialToken,
   loadEventCursor,
@@ -90,5 +98,78 @@ describe("token sources", () => {
     w.store.set("hapi.token", "stored");
     vi.stubGlobal("window", w);
     expect(initialToken()).toBe("stored");
+  });
+});
+
+describe("device token (a paired phone)", () => {
+  it("is kept under its own key and used when there is no owner token", () => {
+    const w = new FakeWindow();
+    vi.stubGlobal("window", w);
+    expect(initialCredential()).toBeNull();
+    storeDeviceToken("dev-1");
+    expect(w.store.get("hapi.deviceToken")).toBe("dev-1");
+    expect(w.store.has("hapi.token")).toBe(false);
+    expect(initialCredential()).toEqual({ kind: "device", token: "dev-1" });
+    expect(initialToken()).toBe("dev-1");
+    expect(isOwner(initialCredential())).toBe(false);
+  });
+
+  it("pairing replaces an owner token, and signing in as owner replaces the device token", () => {
+    const w = new FakeWindow();
+    vi.stubGlobal("window", w);
+    storeToken("owner");
+    storeEventCursor(5);
+    storeDeviceToken("dev");
+    expect(w.store.has("hapi.token")).toBe(false);
+    expect(loadEventCursor()).toBeNull(); // a new credential starts the cursor over
+    expect(initialCredential()).toEqual({ kind: "device", token: "dev" });
+    storeToken("owner2");
+    expect(loadDeviceToken()).toBeNull();
+    expect(initialCredential()).toEqual({ kind: "owner", token: "owner2" });
+    expect(isOwner(initialCredential())).toBe(true);
+  });
+
+  it("a 401 with a device token forgets it and asks to pair again (not the sign-in form)", () => {
+    const w = new FakeWindow();
+    vi.stubGlobal("window", w);
+    storeDeviceToken("dev");
+    storeEventCursor(9);
+    expect(forgetRejectedCredential("device")).toBe("device-unpaired");
+    expect(loadDeviceToken()).toBeNull();
+    expect(loadEventCursor()).toBeNull();
+    expect(initialCredential()).toBeNull();
+  });
+
+  it("a 401 with the owner token goes back to sign-in; the desktop app's token is never forgotten", () => {
+    const w = new FakeWindow();
+    vi.stubGlobal("window", w);
+    storeToken("owner");
+    expect(forgetRejectedCredential("owner")).toBe("sign-in");
+    expect(loadToken()).toBeNull();
+    const d = new FakeWindow({ desktop: { token: "desk" } });
+    vi.stubGlobal("window", d);
+    expect(forgetRejectedCredential("desktop")).toBe("desktop-token-rejected");
+    expect(initialCredential()).toEqual({ kind: "desktop", token: "desk" });
+  });
+
+  it("is never stored inside the desktop app", () => {
+    const w = new FakeWindow({ desktop: { token: "desk" } });
+    vi.stubGlobal("window", w);
+    storeDeviceToken("dev");
+    expect(w.store.size).toBe(0);
+    clearDeviceToken();
+    expect(initialCredential()).toEqual({ kind: "desktop", token: "desk" });
+  });
+});
+
+describe("remembered event transport", () => {
+  it("keeps ws per origin, sse is the default", () => {
+    const w = new FakeWindow();
+    vi.stubGlobal("window", w);
+    expect(loadEventTransport()).toBeNull();
+    storeEventTransport("ws");
+    expect(loadEventTransport()).toBe("ws");
+    storeEventTransport("sse");
+    expect(loadEventTransport()).toBeNull();
   });
 });

@@ -1,6 +1,10 @@
-// Owner token handling. The token arrives in the URL fragment (`#token=...`),
+// Token handling. The owner token arrives in the URL fragment (`#token=...`),
 // which browsers never send to servers; we move it to localStorage and strip
 // it from the address bar right away.
+//
+// A paired phone has no owner token but a *device token* of its own (from
+// `POST /pair`, see pairing.ts), kept under a separate key. A browser holds
+// one or the other: storing one removes the other.
 //
 // Inside the desktop app the token is injected as `window.__HAPI_DESKTOP__`
 // (see desktop.ts): it wins over everything else and is never written to
@@ -9,7 +13,19 @@
 import { desktopToken } from "./desktop";
 
 const STORAGE_KEY = "hapi.token";
+const DEVICE_KEY = "hapi.deviceToken";
 const CURSOR_KEY = "hapi.eventCursor";
+
+/**
+ * Whose token the page runs with: the owner's (typed or from `#token=`), the
+ * owner's as injected by the desktop app, or a paired phone's device token.
+ */
+export type CredentialKind = "owner" | "desktop" | "device";
+
+export interface Credential {
+  kind: CredentialKind;
+  token: string;
+}
 
 /** Reads `token` from a fragment like `#token=abc` or `#/x?token=abc&y=1`. */
 export function tokenFromFragment(hash: string): string | null {
@@ -48,7 +64,23 @@ export function adoptTokenFromLocation(): string | null {
 
 /** The token to start with: the desktop app's, else the stored one. */
 export function initialToken(): string | null {
-  return desktopToken() ?? loadToken();
+  return initialCredential()?.token ?? null;
+}
+
+/** The credential to start with: the desktop app's, else a stored owner token, else a stored device token. */
+export function initialCredential(): Credential | null {
+  const desktop = desktopToken();
+  if (desktop) return { kind: "desktop", token: desktop };
+  const owner = loadToken();
+  if (owner) return { kind: "owner", token: owner };
+  const device = loadDeviceToken();
+  if (device) return { kind: "device", token: device };
+  return null;
+}
+
+/** Owner-only features (phone access, devices, `/api/hub`) are hidden from a paired device. */
+export function isOwner(credential: Credential | null): boolean {
+  return credential !== null && credential.kind !== "device";
 }
 
 export function loadToken(): string | null {
@@ -64,8 +96,43 @@ export function storeToken(token: string): void {
   try {
     if (window.localStorage.getItem(STORAGE_KEY) !== token) window.localStorage.removeItem(CURSOR_KEY);
     window.localStorage.setItem(STORAGE_KEY, token);
+    window.localStorage.removeItem(DEVICE_KEY);
   } catch {
     // Private mode without storage: the token lives for this page only.
+  }
+}
+
+export function loadDeviceToken(): string | null {
+  try {
+    const t = window.localStorage.getItem(DEVICE_KEY);
+    return t && t.trim() ? t : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Keeps a paired device's token (and drops an owner token, so the page runs
+ * as this device from now on). Never inside the desktop app.
+ */
+export function storeDeviceToken(token: string): void {
+  if (desktopToken()) return;
+  try {
+    if (window.localStorage.getItem(DEVICE_KEY) !== token) window.localStorage.removeItem(CURSOR_KEY);
+    window.localStorage.setItem(DEVICE_KEY, token);
+    window.localStorage.removeItem(STORAGE_KEY);
+  } catch {
+    // No storage: the token lives for this page only.
+  }
+}
+
+/** Forgets the device token (the hub answered 401: the device was revoked). */
+export function clearDeviceToken(): void {
+  try {
+    window.localStorage.removeItem(DEVICE_KEY);
+    window.localStorage.removeItem(CURSOR_KEY);
+  } catch {
+    // ignore
   }
 }
 
@@ -75,6 +142,27 @@ export function clearToken(): void {
     window.localStorage.removeItem(CURSOR_KEY);
   } catch {
     // ignore
+  }
+}
+
+/** What the app shows after the hub answered 401 to a credential. */
+export type AfterUnauthorized = "desktop-token-rejected" | "device-unpaired" | "sign-in";
+
+/**
+ * The hub refused the credential: forget it (never the desktop app's) and say
+ * what to show. A paired phone's 401 means it was unpaired (revoked): it must
+ * offer pairing again, not the owner's sign-in form.
+ */
+export function forgetRejectedCredential(kind: CredentialKind): AfterUnauthorized {
+  switch (kind) {
+    case "desktop":
+      return "desktop-token-rejected";
+    case "device":
+      clearDeviceToken();
+      return "device-unpaired";
+    case "owner":
+      clearToken();
+      return "sign-in";
   }
 }
 
@@ -98,6 +186,32 @@ export function storeEventCursor(seq: number): void {
   if (desktopToken()) return;
   try {
     window.localStorage.setItem(CURSOR_KEY, String(seq));
+  } catch {
+    // ignore
+  }
+}
+
+const TRANSPORT_KEY = "hapi.eventTransport";
+
+/**
+ * The event transport that worked on this origin ("ws" after SSE failed), so
+ * the next page load starts with it. Not kept in the desktop app.
+ */
+export function loadEventTransport(): "sse" | "ws" | null {
+  if (desktopToken()) return null;
+  try {
+    const v = window.localStorage.getItem(TRANSPORT_KEY);
+    return v === "ws" || v === "sse" ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+export function storeEventTransport(t: "sse" | "ws"): void {
+  if (desktopToken()) return;
+  try {
+    if (t === "sse") window.localStorage.removeItem(TRANSPORT_KEY);
+    else window.localStorage.setItem(TRANSPORT_KEY, t);
   } catch {
     // ignore
   }

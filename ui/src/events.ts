@@ -3,10 +3,139 @@
 // Tickets are single use, so the browser's built-in EventSource retry would
 // fail: on any error we close the source, wait (exponential backoff), fetch a
 // fresh ticket and reopen with `after=` the last global seq we processed.
+//
+// Phones sleep: a connection can be dead without an `error` ever firing. When
+// the page comes back (`visibilitychange` after a while hidden, `online`,
+// `pageshow` from the back/forward cache) the stream reconnects at once, from
+// the last processed seq; the cursor drops anything already seen, so there is
+// no gap and no duplicate.
+//
+// Transport: SSE unless the path cannot carry it (a cloudflared quick tunnel,
+// whose host we recognise) or SSE fails twice in a row without opening; then
+// the WebSocket endpoint, remembered per origin once it worked.
 import type { HubEvent } from "./generated/HubEvent";
 import { ApiError, type HubApi } from "./api";
 
 export type ConnectionStatus = "connecting" | "live" | "reconnecting" | "offline";
+
+export type EventTransport = "sse" | "ws";
+
+/** Consecutive failures (without ever opening) after which the other transport is tried. */
+export const SWITCH_AFTER_FAILURES = 2;
+
+/**
+ * Whether SSE can work on the path this page was loaded over, as far as the
+ * host tells: false through a cloudflared quick tunnel (it buffers event
+ * streams), else unknown (null).
+ */
+export function sseHintForHost(hostname: string): boolean | null {
+  return /(^|\.)trycloudflare\.com$/i.test(hostname) ? false : null;
+}
+
+/**
+ * Picks SSE or WebSocket for each connection attempt.
+ *
+ * - Only one is available → that one.
+ * - The path is known not to carry SSE (`sse` false) → always WebSocket.
+ * - Otherwise start with the remembered transport (else SSE); after
+ *   `SWITCH_AFTER_FAILURES` failures in a row that never opened, switch to the
+ *   other one. A connection that opened and later dropped (sleep, network
+ *   change) does not count.
+ * - `onPrefer` is told whenever a different transport than the remembered one
+ *   opened (to remember it per origin).
+ */
+export class TransportChooser {
+  private mode: EventTransport;
+  private failures = 0;
+  private remembered: EventTransport | null;
+
+  constructor(
+    private readonly opts: {
+      sse?: boolean | null;
+      remembered?: EventTransport | null;
+      hasEventSource: boolean;
+      hasWebSocket: boolean;
+      onPrefer?: (t: EventTransport) => void;
+    },
+  ) {
+    this.remembered = opts.remembered ?? null;
+    this.mode = this.remembered ?? "sse";
+  }
+
+  current(): EventTransport {
+    if (!this.opts.hasEventSource) return "ws";
+    if (!this.opts.hasWebSocket) return "sse";
+    if (this.opts.sse === false) return "ws";
+    return this.mode;
+  }
+
+  opened(t: EventTransport): void {
+    this.failures = 0;
+    this.mode = t;
+    if (this.opts.sse === false || !this.opts.hasEventSource || !this.opts.hasWebSocket) return;
+    if (t !== (this.remembered ?? "sse")) {
+      this.remembered = t;
+      this.opts.onPrefer?.(t);
+    }
+  }
+
+  failed(t: EventTransport, everOpened: boolean): void {
+    if (everOpened) {
+      this.failures = 0;
+      return;
+    }
+    if (t !== this.current()) return;
+    this.failures += 1;
+    if (this.failures >= SWITCH_AFTER_FAILURES) {
+      this.failures = 0;
+      this.mode = t === "sse" ? "ws" : "sse";
+    }
+  }
+}
+
+/** Why the page asks for a reconnect. */
+export type ResumeReason = "visible" | "online" | "pageshow";
+
+/** A connection hidden at least this long is not trusted: phones freeze sockets without closing them. */
+export const STALE_AFTER_HIDDEN_MS = 10_000;
+
+/** What `watchPageResume` listens on (`window` and `document`, or fakes). */
+export interface ResumeTargets {
+  win: Pick<EventTarget, "addEventListener" | "removeEventListener">;
+  doc: Pick<EventTarget, "addEventListener" | "removeEventListener"> & { visibilityState: string };
+  now?: () => number;
+}
+
+/**
+ * Calls `onResume` when the page comes back: visible again (with how long it
+ * was hidden), the network is back, or it was restored from the back/forward
+ * cache. Returns the unsubscribe function.
+ */
+export function watchPageResume(t: ResumeTargets, onResume: (reason: ResumeReason, hiddenMs: number) => void): () => void {
+  const now = t.now ?? (() => Date.now());
+  let hiddenAt: number | null = t.doc.visibilityState === "hidden" ? now() : null;
+  const onVisibility = () => {
+    if (t.doc.visibilityState === "hidden") {
+      hiddenAt = now();
+    } else if (t.doc.visibilityState === "visible" && hiddenAt !== null) {
+      const hiddenMs = now() - hiddenAt;
+      hiddenAt = null;
+      onResume("visible", hiddenMs);
+    }
+  };
+  const onOnline = () => onResume("online", 0);
+  const onPageShow = (e: Event) => {
+    if ((e as PageTransitionEvent).persisted) onResume("pageshow", 0);
+  };
+  t.doc.addEventListener("visibilitychange", onVisibility);
+  t.win.addEventListener("online", onOnline);
+  t.win.addEventListener("pageshow", onPageShow);
+  return () => {
+    t.doc.removeEventListener("visibilitychange", onVisibility);
+    t.win.removeEventListener("online", onOnline);
+    t.win.removeEventListener("pageshow", onPageShow);
+  };
+}
 
 /**
  * Resume bookkeeping for the global event stream: remembers the last seq that
@@ -84,23 +213,43 @@ export interface EventStreamHandlers {
   onCursor?(seq: number): void;
 }
 
+export interface EventStreamOptions {
+  /** Whether the path carries SSE (false: WebSocket only); null/absent: try SSE first. */
+  sse?: boolean | null;
+  /** The transport that worked last time on this origin. */
+  rememberedTransport?: EventTransport | null;
+  /** A different transport than the remembered one worked. */
+  onTransport?: (t: EventTransport) => void;
+}
+
+type Phase = "idle" | "connecting" | "open" | "waiting";
+
 export class HubEventStream {
   private readonly cursor: EventCursor;
   private readonly backoff = new Backoff();
+  private readonly chooser: TransportChooser;
   private source: EventSource | null = null;
   private socket: WebSocket | null = null;
-  private failuresWithoutOpen = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private stopped = false;
   private generation = 0;
+  private phase: Phase = "idle";
 
   constructor(
     private readonly api: HubApi,
     private readonly handlers: EventStreamHandlers,
     /** Where to resume from on the first connection (persisted cursor). */
     initialSeq: number | null = null,
+    options: EventStreamOptions = {},
   ) {
     this.cursor = new EventCursor(initialSeq);
+    this.chooser = new TransportChooser({
+      sse: options.sse ?? null,
+      remembered: options.rememberedTransport ?? null,
+      hasEventSource: typeof EventSource !== "undefined",
+      hasWebSocket: typeof WebSocket !== "undefined",
+      onPrefer: options.onTransport,
+    });
   }
 
   start(): void {
@@ -114,29 +263,59 @@ export class HubEventStream {
     this.generation += 1;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.phase = "idle";
     this.close();
+  }
+
+  /** The transport the next connection attempt uses. */
+  get nextTransport(): EventTransport {
+    return this.chooser.current();
+  }
+
+  /**
+   * The page came back (see `watchPageResume`). Waiting for a retry → retry
+   * now. Open, but the page was hidden long enough for the socket to have
+   * been frozen, or the network came back, or restored from the back/forward
+   * cache → reconnect from the last seq. Connecting → nothing to do.
+   */
+  resume(reason: ResumeReason, hiddenMs = 0): void {
+    if (this.stopped) return;
+    if (this.phase === "connecting") return;
+    if (this.phase === "open" && reason === "visible" && hiddenMs < STALE_AFTER_HIDDEN_MS) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.backoff.reset();
+    this.close();
+    this.handlers.onStatus("connecting");
+    void this.connect();
   }
 
   private async connect(): Promise<void> {
     const gen = ++this.generation;
+    this.phase = "connecting";
     let ticket: string;
     try {
       ticket = (await this.api.eventTicket()).ticket;
     } catch (e) {
-      if (e instanceof ApiError && e.code === "unauthorized") return; // app signs out
+      if (gen !== this.generation) return;
+      if (e instanceof ApiError && e.code === "unauthorized") {
+        this.phase = "idle";
+        return; // app signs out
+      }
       this.scheduleReconnect(gen);
       return;
     }
     if (this.stopped || gen !== this.generation) return;
     const resumed = this.cursor.lastSeq !== null;
     const query = `ticket=${encodeURIComponent(ticket)}${this.cursor.resumeQuery()}`;
-    const transport = this.chooseTransport();
+    const transport = this.chooser.current();
     let opened = false;
     let failed = false;
     const onOpen = () => {
       if (gen !== this.generation) return;
       opened = true;
-      this.failuresWithoutOpen = 0;
+      this.phase = "open";
+      this.chooser.opened(transport);
       this.backoff.reset();
       this.handlers.onStatus("live");
       this.handlers.onOpen(resumed);
@@ -153,7 +332,7 @@ export class HubEventStream {
       if (failed || gen !== this.generation) return;
       failed = true; // a WebSocket reports both `error` and `close`
       this.close();
-      if (!opened) this.failuresWithoutOpen += 1;
+      this.chooser.failed(transport, opened);
       this.scheduleReconnect(gen);
     };
 
@@ -176,16 +355,6 @@ export class HubEventStream {
     }
   }
 
-  /**
-   * SSE first. If it keeps failing before ever opening (a proxy that buffers
-   * or blocks event streams), alternate with the WebSocket endpoint.
-   */
-  private chooseTransport(): "sse" | "ws" {
-    if (typeof EventSource === "undefined") return "ws";
-    if (typeof WebSocket === "undefined") return "sse";
-    return this.failuresWithoutOpen >= 3 && this.failuresWithoutOpen % 2 === 1 ? "ws" : "sse";
-  }
-
   private close(): void {
     this.source?.close();
     this.source = null;
@@ -196,7 +365,8 @@ export class HubEventStream {
 
   private scheduleReconnect(gen: number): void {
     if (this.stopped || gen !== this.generation) return;
-    this.handlers.onStatus(navigator.onLine === false ? "offline" : "reconnecting");
+    this.phase = "waiting";
+    this.handlers.onStatus(typeof navigator !== "undefined" && navigator.onLine === false ? "offline" : "reconnecting");
     const delay = this.backoff.next();
     this.timer = setTimeout(() => {
       this.timer = null;

@@ -2,11 +2,11 @@
 // and notifies subscribed views. Reductions live in hubState.ts.
 import { useEffect, useState } from "preact/hooks";
 import { ApiError, HubApi, PAGE_SIZE } from "./api";
-import { loadEventCursor, storeEventCursor } from "./auth";
+import { loadEventCursor, loadEventTransport, storeEventCursor, storeEventTransport } from "./auth";
 import type { ApprovalResponse } from "./generated/ApprovalResponse";
 import type { Decision } from "./generated/Decision";
 import type { HubEvent } from "./generated/HubEvent";
-import { HubEventStream } from "./events";
+import { HubEventStream, sseHintForHost, watchPageResume } from "./events";
 import {
   applyHubEvent,
   emptyHistory,
@@ -39,9 +39,11 @@ export class HubStore {
   private cursorTimer: ReturnType<typeof setTimeout> | null = null;
   private openedOnce = false;
   private cursorSeq = 0;
+  private unwatchResume: (() => void) | null = null;
 
   constructor(token: string, onUnauthorized: () => void) {
     this.api = new HubApi(token, onUnauthorized);
+    const hostname = typeof window === "undefined" ? "" : window.location.hostname;
     this.stream = new HubEventStream(this.api, {
       onEvent: (e) => this.onEvent(e),
       onStatus: (connection) => this.set({ ...this.state, connection }),
@@ -53,7 +55,11 @@ export class HubStore {
         this.openedOnce = true;
       },
       onCursor: (seq) => this.persistCursor(seq),
-    }, loadEventCursor());
+    }, loadEventCursor(), {
+      sse: sseHintForHost(hostname),
+      rememberedTransport: loadEventTransport(),
+      onTransport: storeEventTransport,
+    });
   }
 
   get snapshot(): HubState {
@@ -90,12 +96,20 @@ export class HubStore {
 
   start(): void {
     this.stream.start();
+    // Phones sleep: reconnect (from the last seq) when the page comes back.
+    if (typeof window !== "undefined" && typeof document !== "undefined") {
+      this.unwatchResume = watchPageResume({ win: window, doc: document }, (reason, hiddenMs) =>
+        this.stream.resume(reason, hiddenMs),
+      );
+    }
     // Show something even before the stream opens (or if it cannot).
     void this.loadSnapshot();
   }
 
   stop(): void {
     this.stream.stop();
+    this.unwatchResume?.();
+    this.unwatchResume = null;
     if (this.pruneTimer) clearTimeout(this.pruneTimer);
     if (this.cursorTimer) clearTimeout(this.cursorTimer);
   }

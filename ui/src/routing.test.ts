@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { hashForSession, routeFromHash, watchRoute } from "./routing";
+import { hashForSession, parseRoute, routeFromHash, watchParsedRoute, watchRoute } from "./routing";
 import { FakeWindow } from "./testFixtures";
 
 describe("routeFromHash", () => {
@@ -36,5 +36,30 @@ describe("deep link (the desktop app sets location.hash)", () => {
     stop();
     w.setHash("#/session/s-3");
     expect(routes).toHaveLength(4);
+  });
+});
+
+describe("parseRoute (pairing routes)", () => {
+  it("tells the pairing routes apart", () => {
+    expect(parseRoute("#/pair-phone")).toEqual({ kind: "pair-phone" });
+    expect(parseRoute("#/pair")).toEqual({ kind: "pair", secret: null });
+    expect(parseRoute("#/pair/")).toEqual({ kind: "pair", secret: null });
+    expect(parseRoute("#/pair/AbC-123_x")).toEqual({ kind: "pair", secret: "AbC-123_x" });
+    expect(parseRoute("#/pair/a%2Bb")).toEqual({ kind: "pair", secret: "a+b" });
+    expect(parseRoute("#/pair?x=1")).toEqual({ kind: "pair", secret: null });
+    expect(parseRoute("#/pairing")).toEqual({ kind: "list" });
+    expect(parseRoute("#/session/s1")).toEqual({ kind: "session", id: "s1" });
+    expect(parseRoute("#/")).toEqual({ kind: "list" });
+    expect(parseRoute("")).toEqual({ kind: "list" });
+  });
+
+  it("the tray opens the pairing dialog with a hash change", () => {
+    const w = new FakeWindow({ hash: "#/session/s1" });
+    const routes: string[] = [];
+    const stop = watchParsedRoute(w, (r) => routes.push(r.kind));
+    w.setHash("#/pair-phone");
+    w.setHash("#/");
+    stop();
+    expect(routes).toEqual(["pair-phone", "list"]);
   });
 });

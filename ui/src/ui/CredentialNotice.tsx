@@ -8,7 +8,7 @@ import type { HubInfo } from "../generated/HubInfo";
  * 5xx) it is asked again the next time the event stream goes live; an older
  * hub's 404 counts as an answer (no info).
  */
-export function useHubInfo(api: HubApi, live: boolean): HubInfo | null {
+export function useHubInfo(api: HubApi, live: boolean, enabled = true): HubInfo | null {
   const [info, setInfo] = useState<HubInfo | null>(null);
   const settled = useRef(false);
   const inFlight = useRef(false);
@@ -20,7 +20,8 @@ export function useHubInfo(api: HubApi, live: boolean): HubInfo | null {
     };
   }, []);
   useEffect(() => {
-    if (settled.current || inFlight.current) return;
+    // Owner only: a paired device's token does not open `/api/hub`.
+    if (!enabled || settled.current || inFlight.current) return;
     inFlight.current = true;
     void loadHubInfo(api).then((r) => {
       inFlight.current = false;
@@ -28,7 +29,7 @@ export function useHubInfo(api: HubApi, live: boolean): HubInfo | null {
       settled.current = true;
       if (mounted.current) setInfo(r.info);
     });
-  }, [api, live]);
+  }, [api, live, enabled]);
   return info;
 }
 

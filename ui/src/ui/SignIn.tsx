@@ -36,6 +36,12 @@ export function SignIn(props: { notice: string | null; onSubmit: (token: string)
         <button type="submit" class="primary" disabled={!value.trim()}>
           Sign in
         </button>
+        <p class="hint pair-link">
+          On a phone?{" "}
+          <a href="#/pair" data-testid="pair-with-code">
+            Pair this phone with a code
+          </a>
+        </p>
       </form>
     </div>
   );

@@ -31,3 +31,12 @@ export function BellIcon(props: { off?: boolean }) {
     </svg>
   );
 }
+
+export function PhoneIcon() {
+  return (
+    <svg class="icon" viewBox="0 0 24 24" width="18" height="18" aria-hidden="true" focusable="false">
+      <rect x="6" y="2" width="12" height="20" rx="2.5" fill="none" stroke="currentColor" stroke-width="2" />
+      <path stroke="currentColor" stroke-width="2" stroke-linecap="round" d="M11 18h2" />
+    </svg>
+  );
+}
