@@ -10,6 +10,10 @@
 //!   `/api/events/ws`, because a browser's `EventSource` cannot send a header.
 //! - **Session tokens** open only their own session's wrapper WebSocket. The hub
 //!   stores their SHA-256, never the token.
+//! - **Device tokens** (a paired phone's, see `crate::devices`) open only the
+//!   phone-facing routes, and only on the remote listener ([`require_device`]);
+//!   the owner token is refused there. A device's event tickets remember the
+//!   device, so revoking it also refuses its tickets.
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -128,10 +132,47 @@ fn from_environment(config: &HubConfig) -> Option<OwnerToken> {
     })
 }
 
+/// Who made a request, as the auth middleware found out. Handlers that act
+/// differently for a paired device (approvals record the device, event streams
+/// end when it is revoked) read it from the request's extensions.
+#[derive(Clone, Debug)]
+pub(crate) enum Caller {
+    /// The owner token (or an owner's ticket), on the local listener.
+    Owner,
+    /// A paired device, on the remote listener.
+    Device(DeviceCaller),
+}
+
+/// A paired device making a request on the remote listener.
+#[derive(Clone, Debug)]
+pub(crate) struct DeviceCaller {
+    /// The device's id.
+    pub id: String,
+    /// Its name, recorded as `decided_by` on its approval decisions.
+    pub name: String,
+    /// Becomes true when the remote listener that took the request stops.
+    pub remote_closing: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Whom an event ticket was issued to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum TicketHolder {
+    /// The owner: redeemable on the local listener only.
+    Owner,
+    /// A paired device: redeemable on the remote listener only, while the
+    /// device is not revoked.
+    Device {
+        /// The device's id.
+        id: String,
+        /// Its name.
+        name: String,
+    },
+}
+
 /// The hub's credentials and outstanding tickets.
 pub struct Auth {
     owner_hash: String,
-    tickets: Mutex<HashMap<String, Instant>>,
+    tickets: Mutex<HashMap<String, (Instant, TicketHolder)>>,
 }
 
 impl Auth {
@@ -149,20 +190,33 @@ impl Auth {
         token_hash(token) == self.owner_hash
     }
 
-    /// Issues a single-use event ticket.
+    /// Issues a single-use event ticket to the owner.
     pub fn issue_ticket(&self) -> String {
+        self.issue_ticket_for(TicketHolder::Owner)
+    }
+
+    /// Issues a single-use event ticket to `holder`.
+    pub(crate) fn issue_ticket_for(&self, holder: TicketHolder) -> String {
         let ticket = new_token();
         let now = Instant::now();
         let mut tickets = self.tickets.lock().expect("ticket map poisoned");
-        tickets.retain(|_, expires| *expires > now);
-        tickets.insert(token_hash(&ticket), now + TICKET_TTL);
+        tickets.retain(|_, (expires, _)| *expires > now);
+        tickets.insert(token_hash(&ticket), (now + TICKET_TTL, holder));
         ticket
     }
 
-    /// Consumes a ticket: true once, if it exists and has not expired.
+    /// Consumes an owner's ticket: true once, if it exists and has not expired.
     pub fn redeem_ticket(&self, ticket: &str) -> bool {
+        self.redeem(ticket) == Some(TicketHolder::Owner)
+    }
+
+    /// Consumes a ticket: its holder once, if it exists and has not expired.
+    pub(crate) fn redeem(&self, ticket: &str) -> Option<TicketHolder> {
         let mut tickets = self.tickets.lock().expect("ticket map poisoned");
-        matches!(tickets.remove(&token_hash(ticket)), Some(expires) if expires > Instant::now())
+        match tickets.remove(&token_hash(ticket)) {
+            Some((expires, holder)) if expires > Instant::now() => Some(holder),
+            _ => None,
+        }
     }
 }
 
@@ -185,7 +239,7 @@ fn query_param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
 
 /// Middleware for `/api`: the owner token everywhere; a ticket on the event
 /// streams; a wrapper's session token is checked by its own handler.
-pub async fn require_auth(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn require_auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     // Inside `nest("/api")` the prefix is already stripped; accept both forms.
     let path = req.uri().path();
     let path = path.strip_prefix("/api").unwrap_or(path);
@@ -195,16 +249,65 @@ pub async fn require_auth(State(state): State<AppState>, req: Request, next: Nex
     }
     if let Some(token) = bearer(&req) {
         if state.auth().is_owner(token) {
+            req.extensions_mut().insert(Caller::Owner);
             return next.run(req).await;
         }
         return ApiError::unauthorized("invalid token").into_response();
     }
     let is_event_stream = path == "/events" || path == "/events/ws";
     if let Some(ticket) = query_param(&req, "ticket").filter(|_| is_event_stream) {
-        if state.auth().redeem_ticket(ticket) {
+        // A device's ticket is for the remote listener only.
+        if state.auth().redeem(ticket) == Some(TicketHolder::Owner) {
+            req.extensions_mut().insert(Caller::Owner);
             return next.run(req).await;
         }
         return ApiError::unauthorized("ticket is unknown, expired or already used").into_response();
     }
     ApiError::unauthorized("missing `Authorization: Bearer <token>` (run `hapi auth token` to see it)").into_response()
+}
+
+/// Middleware for the phone-facing `/api` routes of the remote listener: a
+/// device token (or a device's ticket on the event streams), never the owner
+/// token. A revoked device is refused at once: its token is looked up on every
+/// request (see `crate::devices`).
+pub(crate) async fn require_device(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let Some(remote_closing) = req
+        .extensions()
+        .get::<crate::remote::RemoteCtx>()
+        .map(|ctx| ctx.closing.clone())
+    else {
+        return ApiError::internal("device auth outside the remote listener").into_response();
+    };
+    let path = req.uri().path();
+    let path = path.strip_prefix("/api").unwrap_or(path);
+    let is_event_stream = path == "/events" || path == "/events/ws";
+    let device = if let Some(token) = bearer(&req) {
+        if state.auth().is_owner(token) {
+            return ApiError::unauthorized(
+                "the owner token is not accepted on the remote listener; pair this device instead",
+            )
+            .into_response();
+        }
+        match state.devices().authenticate(&state, token).await {
+            Ok(Some(device)) => device,
+            Ok(None) => return ApiError::unauthorized("invalid or revoked device token").into_response(),
+            Err(e) => return e.into_response(),
+        }
+    } else if let Some(ticket) = query_param(&req, "ticket").filter(|_| is_event_stream) {
+        match state.auth().redeem(ticket) {
+            Some(TicketHolder::Device { id, name }) if !state.devices().is_revoked(&id) => {
+                crate::devices::DeviceIdentity { id, name }
+            }
+            _ => return ApiError::unauthorized("ticket is unknown, expired or already used").into_response(),
+        }
+    } else {
+        return ApiError::unauthorized("missing `Authorization: Bearer <device token>` (pair this device first)")
+            .into_response();
+    };
+    req.extensions_mut().insert(Caller::Device(DeviceCaller {
+        id: device.id,
+        name: device.name,
+        remote_closing,
+    }));
+    next.run(req).await
 }

@@ -43,6 +43,12 @@ pub struct HubConfig {
     /// for a Prometheus that should not hold the owner token. `None`: the owner
     /// token only.
     pub metrics_token: Option<String>,
+    /// How long a pairing offer (QR code and typed code) stays valid (5 minutes).
+    pub pairing_ttl: std::time::Duration,
+    /// Extra origins the local listener accepts in `Host` and `Origin`
+    /// (`HAPI_ALLOWED_ORIGINS`, comma-separated, e.g. `http://localhost:5173`
+    /// for the UI's dev server). Loopback on the hub's own port is always allowed.
+    pub allowed_origins: Vec<String>,
 }
 
 impl std::fmt::Debug for HubConfig {
@@ -55,6 +61,8 @@ impl std::fmt::Debug for HubConfig {
             .field("durability", &self.durability)
             .field("body_limit", &self.body_limit)
             .field("metrics_token", &self.metrics_token.as_ref().map(|_| "<redacted>"))
+            .field("pairing_ttl", &self.pairing_ttl)
+            .field("allowed_origins", &self.allowed_origins)
             .finish()
     }
 }
@@ -105,6 +113,21 @@ impl HubConfig {
             })?),
             None => None,
         };
+        let mut allowed_origins = Vec::new();
+        for origin in var("HAPI_ALLOWED_ORIGINS").iter().flat_map(|v| v.split(',')) {
+            let origin = origin.trim();
+            if origin.is_empty() {
+                continue;
+            }
+            if crate::security::parse_origin(origin).is_none() {
+                return Err(HubConfigError::Invalid {
+                    var: "HAPI_ALLOWED_ORIGINS",
+                    value: origin.into(),
+                    reason: "expected http(s)://HOST[:PORT], comma-separated".into(),
+                });
+            }
+            allowed_origins.push(origin.to_owned());
+        }
         Ok(HubConfig {
             home,
             listen: SocketAddr::new(host, port),
@@ -112,6 +135,8 @@ impl HubConfig {
             durability,
             body_limit: 1024 * 1024,
             metrics_token,
+            pairing_ttl: crate::DEFAULT_PAIRING_TTL,
+            allowed_origins,
         })
     }
 
@@ -124,6 +149,8 @@ impl HubConfig {
             durability: Durability::Normal,
             body_limit: 1024 * 1024,
             metrics_token: None,
+            pairing_ttl: crate::DEFAULT_PAIRING_TTL,
+            allowed_origins: Vec::new(),
         }
     }
 

@@ -8,11 +8,15 @@
 mod assets;
 pub mod auth;
 mod config;
+mod devices;
 mod error;
 mod links;
 mod metrics;
+mod pairing;
+mod remote;
 mod routes;
 mod runner_links;
+mod security;
 mod writer;
 
 use std::future::Future;
@@ -26,6 +30,7 @@ use tokio::net::TcpListener;
 
 pub use config::{HubConfig, HubConfigError};
 pub use error::ApiError;
+pub use pairing::DEFAULT_PAIRING_TTL;
 pub use writer::{LiveEvent, Writer};
 
 use links::Links;
@@ -73,6 +78,14 @@ struct Inner {
     /// Becomes true when the server shuts down, so that endless responses (event
     /// streams, wrapper links) end and graceful shutdown can finish.
     closing: tokio::sync::watch::Sender<bool>,
+    /// Paired devices: token lookups and revocations.
+    devices: devices::Devices,
+    /// Pairing offers and the failed-attempt budget.
+    pairing: pairing::Offers,
+    /// Remote access: the remote listener and its tunnel.
+    remote: remote::Remote,
+    /// The local listener's address, once [`serve`] has it (for the Host check).
+    local_addr: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 impl AppState {
@@ -124,6 +137,10 @@ impl AppState {
                 metrics,
                 ready_probe: routes::ops::ProbeCache::default(),
                 closing: tokio::sync::watch::channel(false).0,
+                devices: devices::Devices::default(),
+                pairing: pairing::Offers::default(),
+                remote: remote::Remote::default(),
+                local_addr: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -164,6 +181,22 @@ impl AppState {
 
     pub(crate) fn db_path(&self) -> &std::path::Path {
         self.inner.store.path()
+    }
+
+    pub(crate) fn devices(&self) -> &devices::Devices {
+        &self.inner.devices
+    }
+
+    pub(crate) fn pairing(&self) -> &pairing::Offers {
+        &self.inner.pairing
+    }
+
+    pub(crate) fn remote(&self) -> &remote::Remote {
+        &self.inner.remote
+    }
+
+    pub(crate) fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.inner.local_addr.get().copied()
     }
 
     /// Where the owner token is kept, and why not in the keychain if it is not.
@@ -236,6 +269,11 @@ pub async fn serve(
         .await?;
     tokio::spawn(routes::ops::upkeep(state.metrics().clone(), state.closing()));
     let closing = state.inner.closing.clone();
+    if let Ok(addr) = listener.local_addr() {
+        let _ = state.inner.local_addr.set(addr);
+    }
+    // Remote access (if on) is stopped with the hub: its tunnel and listener.
+    let remote = state.clone();
     let app = router(state).into_make_service();
     // Event streams and links are small writes that must leave at once; with
     // Nagle's algorithm on they wait for the peer's delayed ACK (up to 40 ms).
@@ -248,6 +286,7 @@ pub async fn serve(
         .with_graceful_shutdown(async move {
             shutdown.await;
             closing.send_replace(true);
+            remote.remote().turn_off(&remote).await;
         })
         .await
         .map_err(|source| HubError::Io {

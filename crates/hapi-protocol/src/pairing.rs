@@ -173,3 +173,13 @@ pub struct DeviceList {
     /// Paired devices not revoked, newest first.
     pub devices: Vec<Device>,
 }
+
+/// `GET /api/remote/consent?kind=…`: the notice a person must accept before a
+/// plaintext provider is turned on, to be sent back verbatim as
+/// [`SetRemoteAccess::plaintext_consent`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct RemoteConsent {
+    /// The exact text, or `None` when the provider is encrypted and needs no consent.
+    pub notice: Option<String>,
+}

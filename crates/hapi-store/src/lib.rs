@@ -17,6 +17,7 @@
 
 mod approvals;
 mod clock;
+mod devices;
 mod events;
 mod machines;
 mod outbox;
@@ -33,6 +34,7 @@ pub use rusqlite;
 
 pub use approvals::{approval, create_machine_approval, decide_approval, list_approvals};
 pub use clock::{now_ms, rfc3339};
+pub use devices::{create_device, device_by_token_hash, list_devices, revoke_all_devices, revoke_device, touch_device};
 pub use events::{Appended, append_update, events_after, head_seq, messages_after, messages_before};
 pub use machines::{
     ensure_machine, list_machines, machine, machine_connected, machine_seen, mark_machines_offline, set_machine_state,

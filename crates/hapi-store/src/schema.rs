@@ -103,6 +103,19 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX approvals_state ON approvals(state, created_at);
     CREATE INDEX approvals_session_state ON approvals(session_id, state);
     "#,
+    // 4: paired devices (phones). Only the SHA-256 of a device token is kept; a
+    // revoked device keeps its row (revoked_at set) so the list can be audited.
+    r#"
+    CREATE TABLE devices (
+        id            TEXT PRIMARY KEY,
+        name          TEXT NOT NULL,
+        token_hash    TEXT NOT NULL UNIQUE,
+        created_at    INTEGER NOT NULL,
+        last_seen_at  INTEGER,
+        revoked_at    INTEGER
+    );
+    CREATE INDEX devices_active ON devices(revoked_at, created_at);
+    "#,
 ];
 
 /// The schema version this build creates and understands.

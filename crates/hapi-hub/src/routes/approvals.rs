@@ -1,13 +1,14 @@
 //! `/api/approvals`: list pending requests and decide them. The first decision
 //! wins; the decision reaches the session through its outbox.
-use axum::Json;
 use axum::extract::{Path, State};
+use axum::{Extension, Json};
 use hapi_protocol::{
     ApprovalList, ApprovalResponse, ApprovalState, DecideApproval, HubFrame, SessionCommand, SpawnSession,
 };
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson, ApiQuery};
 use crate::routes::machines::{CREATE_DIRECTORY, spawn_on};
 
@@ -43,6 +44,7 @@ pub(super) async fn get(
 
 pub(super) async fn decide(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<DecideApproval>,
 ) -> Result<Json<ApprovalResponse>, ApiError> {
@@ -50,13 +52,20 @@ pub(super) async fn decide(
         return Err(ApiError::invalid(format!("`message` is longer than {MAX_NOTE} bytes")));
     }
     let decision = body.decision;
-    let channel = body.channel.unwrap_or(hapi_protocol::DecisionChannel::Web);
+    // A paired device decides as itself, on the phone channel, whatever it says.
+    let (decided_by, channel) = match caller {
+        Caller::Owner => (
+            "owner".to_owned(),
+            body.channel.unwrap_or(hapi_protocol::DecisionChannel::Web),
+        ),
+        Caller::Device(device) => (device.name, hapi_protocol::DecisionChannel::Phone),
+    };
     // Decided, and for a session's request queued for its wrapper, in one transaction.
     let (approval, delivery) = state
         .writer()
         .write(move |tx| {
             let (approval, request_id, events) =
-                hapi_store::decide_approval(tx, &id, decision, body.message.as_deref(), "owner")?;
+                hapi_store::decide_approval(tx, &id, decision, body.message.as_deref(), &decided_by)?;
             let delivery = match &approval.session_id {
                 Some(session_id) => {
                     let command = SessionCommand::Decide {

@@ -6,15 +6,17 @@
 //! subscription (or both, and then it is skipped by `seq`). If the subscription
 //! falls behind, the follower goes back to the log from the last `seq` it sent.
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::State;
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use futures_util::Stream;
 use hapi_protocol::EventTicket;
 use serde::Deserialize;
@@ -22,7 +24,8 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::auth::TICKET_TTL;
+use crate::auth::{Caller, TICKET_TTL, TicketHolder};
+use crate::devices::Devices;
 use crate::error::{ApiError, ApiQuery};
 use crate::metrics::Transport;
 use crate::{AppState, LiveEvent};
@@ -58,21 +61,50 @@ async fn resume_point(state: &AppState, headers: &HeaderMap, q: &StreamQuery) ->
     }
 }
 
-pub(super) async fn ticket(State(state): State<AppState>) -> Json<EventTicket> {
+pub(super) async fn ticket(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> Json<EventTicket> {
+    // A device's ticket remembers the device: revoking it refuses the ticket too.
+    let holder = match caller {
+        Caller::Owner => TicketHolder::Owner,
+        Caller::Device(device) => TicketHolder::Device {
+            id: device.id,
+            name: device.name,
+        },
+    };
     Json(EventTicket {
-        ticket: state.auth().issue_ticket(),
+        ticket: state.auth().issue_ticket_for(holder),
         expires_in_s: TICKET_TTL.as_secs(),
     })
 }
 
+/// Resolves when a stream of `caller` must end: the hub shuts down; for a
+/// device also when it is revoked or its remote listener stops.
+fn stream_end(state: &AppState, caller: &Caller) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    let closing = state.closing();
+    match caller {
+        Caller::Owner => Box::pin(closing),
+        Caller::Device(device) => {
+            let revoked = Devices::revoked(state, device.id.clone());
+            let mut remote_closing = device.remote_closing.clone();
+            Box::pin(async move {
+                tokio::select! {
+                    _ = closing => {}
+                    _ = revoked => {}
+                    _ = remote_closing.wait_for(|c| *c) => {}
+                }
+            })
+        }
+    }
+}
+
 pub(super) async fn sse(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let live = state.writer().subscribe();
     let after = resume_point(&state, &headers, &q).await?;
-    let closing = state.closing();
+    let closing = stream_end(&state, &caller);
     // Counted until the response body, and with it this stream, is dropped.
     let client = state.metrics().event_client(Transport::Sse);
     let stream =
@@ -85,25 +117,35 @@ pub(super) async fn sse(
 
 pub(super) async fn websocket(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<StreamQuery>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let live = state.writer().subscribe();
     let after = resume_point(&state, &headers, &q).await?;
+    let end = stream_end(&state, &caller);
     Ok(upgrade
         .on_upgrade(move |socket| async move {
             let _counted = state.metrics().event_client(Transport::WebSocket);
-            pump_websocket(socket, follow(state, after, live)).await;
+            pump_websocket(socket, follow(state, after, live), end).await;
         })
         .into_response())
 }
 
-async fn pump_websocket(mut socket: WebSocket, mut events: mpsc::Receiver<Arc<LiveEvent>>) {
+async fn pump_websocket(
+    mut socket: WebSocket,
+    mut events: mpsc::Receiver<Arc<LiveEvent>>,
+    mut end: Pin<Box<dyn Future<Output = ()> + Send>>,
+) {
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     heartbeat.tick().await;
     loop {
         tokio::select! {
+            () = &mut end => {
+                let _ = socket.send(WsMessage::Close(None)).await;
+                break;
+            }
             ev = events.recv() => {
                 let Some(ev) = ev else { break };
                 if socket.send(WsMessage::Text(ev.json.clone().into())).await.is_err() {

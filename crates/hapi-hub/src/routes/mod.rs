@@ -5,17 +5,20 @@ mod hub;
 mod link;
 pub(crate) mod machines;
 pub(crate) mod ops;
+mod phone;
 mod sessions;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use hapi_protocol::{Health, VERSION};
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
-use crate::{AppState, assets, auth};
+use crate::{AppState, assets, auth, devices, pairing, remote, security};
+
+pub(crate) use phone::router as phone_router;
 
 pub(crate) fn router(state: AppState) -> Router {
     let api = Router::new()
@@ -35,6 +38,13 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/events", get(events::sse))
         .route("/events/ws", get(events::websocket))
         .route("/events/ticket", post(events::ticket))
+        .route("/pairing", post(pairing::create))
+        .route("/pairing/{id}", delete(pairing::withdraw))
+        .route("/devices", get(devices::list))
+        .route("/devices/revoke-all", post(devices::revoke_all))
+        .route("/devices/{id}", delete(devices::revoke))
+        .route("/remote", get(remote::get).put(remote::put))
+        .route("/remote/consent", get(remote::consent))
         .fallback(unknown_api_route)
         .layer(middleware::from_fn_with_state(state.clone(), auth::require_auth));
     let body_limit = state.config().body_limit;
@@ -42,9 +52,14 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
+        .route(
+            "/pair",
+            post(pairing::pair).layer(DefaultBodyLimit::max(pairing::PAIR_BODY_LIMIT)),
+        )
         .nest("/api", api)
         .fallback(assets::serve)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), security::guard_local))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             // One span per request; the query string is left out because it can
             // hold a (short-lived) event ticket.

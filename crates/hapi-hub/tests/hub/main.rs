@@ -7,3 +7,4 @@ mod events;
 mod link;
 mod machines;
 mod ops;
+mod phone;

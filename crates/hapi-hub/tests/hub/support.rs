@@ -25,9 +25,16 @@ impl TestHub {
 
     /// Starts a hub on an existing `HAPI_HOME` (e.g. one a stopped hub used).
     pub async fn start_in(home: tempfile::TempDir) -> TestHub {
+        Self::start_with(home, |_| {}).await
+    }
+
+    /// Starts a hub whose configuration `configure` adjusts first.
+    pub async fn start_with(home: tempfile::TempDir, configure: impl FnOnce(&mut HubConfig)) -> TestHub {
         // The file store only: tests never touch the developer's keychain.
         let vault = hapi_hub::auth::Vault::open_with(home.path(), hapi_hub::auth::KeychainMode::Off).unwrap();
-        let state = AppState::open_with_vault(HubConfig::for_home(home.path()), &vault).unwrap();
+        let mut config = HubConfig::for_home(home.path());
+        configure(&mut config);
+        let state = AppState::open_with_vault(config, &vault).unwrap();
         let token = vault.get_or_create(&hapi_hub::auth::OWNER_TOKEN).unwrap().value;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());

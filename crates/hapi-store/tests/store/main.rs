@@ -199,3 +199,54 @@ fn a_turn_end_cancels_approvals_left_pending_by_an_interrupted_turn() {
     let last = appended.events.last().unwrap();
     assert!(matches!(&last.payload, EventPayload::Session { session } if session.pending_approvals == 0));
 }
+
+#[test]
+fn devices_are_found_by_token_hash_until_revoked() {
+    let (_dir, store) = open();
+    let a = write(&store, |tx| {
+        hapi_store::create_device(tx, "d1", "Ana's phone", "hash-a")
+    })
+    .unwrap();
+    assert_eq!(a.name, "Ana's phone");
+    assert_eq!(a.last_seen_at, None);
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    write(&store, |tx| hapi_store::create_device(tx, "d2", "tablet", "hash-b")).unwrap();
+    let dup = write(&store, |tx| hapi_store::create_device(tx, "d3", "copy", "hash-a"));
+    assert!(dup.is_err(), "a token hash belongs to one device");
+
+    let listed = store.read(hapi_store::list_devices).unwrap();
+    assert_eq!(listed.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["d2", "d1"]);
+    let found = store.read(|c| hapi_store::device_by_token_hash(c, "hash-a")).unwrap();
+    assert_eq!(found.unwrap().id, "d1");
+    assert!(
+        store
+            .read(|c| hapi_store::device_by_token_hash(c, "nope"))
+            .unwrap()
+            .is_none()
+    );
+
+    write(&store, |tx| hapi_store::touch_device(tx, "d1", 1_700_000_000_000)).unwrap();
+    let d1 = store
+        .read(|c| hapi_store::device_by_token_hash(c, "hash-a"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(d1.last_seen_at.as_deref(), Some("2023-11-14T22:13:20.000Z"));
+
+    write(&store, |tx| hapi_store::revoke_device(tx, "d1")).unwrap();
+    assert!(
+        store
+            .read(|c| hapi_store::device_by_token_hash(c, "hash-a"))
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(
+        write(&store, |tx| hapi_store::revoke_device(tx, "d1")),
+        Err(StoreError::NotFound("device"))
+    ));
+    assert_eq!(store.read(hapi_store::list_devices).unwrap().len(), 1);
+
+    let revoked = write(&store, hapi_store::revoke_all_devices).unwrap();
+    assert_eq!(revoked, ["d2"]);
+    assert!(store.read(hapi_store::list_devices).unwrap().is_empty());
+    assert!(write(&store, hapi_store::revoke_all_devices).unwrap().is_empty());
+}
