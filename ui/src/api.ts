@@ -223,9 +223,15 @@ export class HubApi {
     return this.request("PUT", "/api/remote", body);
   }
 
-  /** `GET /api/remote/consent?kind=`: the exact notice a person must accept for a plaintext provider. */
-  async consentNotice(kind: ConsentKind): Promise<string> {
-    const answer = await this.request<unknown>("GET", `/api/remote/consent?kind=${encodeURIComponent(kind)}`);
+  /**
+   * `GET /api/remote/consent?kind=…&bind=|host=…`: the exact notice a person must
+   * accept for a plaintext provider. The notice names the address (LAN bind, bore
+   * host), so it is asked for the address the person typed; empty: the hub's default.
+   */
+  async consentNotice(kind: ConsentKind, target = ""): Promise<string> {
+    let query = `kind=${encodeURIComponent(kind)}`;
+    if (target) query += `&${kind === "bore" ? "host" : "bind"}=${encodeURIComponent(target)}`;
+    const answer = await this.request<unknown>("GET", `/api/remote/consent?${query}`);
     const notice = (answer as { notice?: unknown } | null)?.notice;
     if (typeof notice !== "string" || !notice.trim()) {
       throw new ApiError(200, "internal", "The hub gave no consent notice for this connection.");

@@ -3,6 +3,7 @@ import { ApiError } from "./api";
 import type { RemoteAccess } from "./generated/RemoteAccess";
 import type { SetRemoteAccess } from "./generated/SetRemoteAccess";
 import {
+  consentTarget,
   canTurnOn,
   defaultProviderForm,
   expectedTransport,
@@ -127,12 +128,25 @@ describe("RemoteAccessStore", () => {
     const notAccepted = await t.store.turnOn(defaultProviderForm, true); // notice not loaded yet
     expect(notAccepted.ok).toBe(false);
     await t.store.loadConsent("lan");
-    expect(t.api.consentNotice).toHaveBeenCalledWith("lan");
+    expect(t.api.consentNotice).toHaveBeenCalledWith("lan", "");
     expect(await t.store.turnOn(defaultProviderForm, false)).toMatchObject({ ok: false });
     expect(t.api.setRemoteAccess).not.toHaveBeenCalled();
     expect(await t.store.turnOn(defaultProviderForm, true)).toEqual({ ok: true });
     expect(t.puts).toEqual([{ provider: { kind: "lan", bind: "", port: 0 }, plaintext_consent: "Notice for lan" }]);
     expect(t.store.access?.state).toBe("starting");
+  });
+
+  it("asks for the notice of the address typed, and sends that one", async () => {
+    const t = setup({ consentNotice: vi.fn(async (kind: string, target?: string) => `${kind} at ${target || "default"}`) });
+    const form = { ...defaultProviderForm, lanBind: " 192.168.1.20 " };
+    expect(consentTarget(form)).toBe("192.168.1.20");
+    await t.store.loadConsent("lan", consentTarget(form));
+    expect(t.api.consentNotice).toHaveBeenCalledWith("lan", "192.168.1.20");
+    // The default address's notice does not stand in for a typed one.
+    await t.store.loadConsent("lan", "");
+    expect(await t.store.turnOn(form, true)).toEqual({ ok: true });
+    expect(t.puts[0].plaintext_consent).toBe("lan at 192.168.1.20");
+    expect(consentTarget({ ...defaultProviderForm, kind: "bore", boreHost: "bore.example" })).toBe("bore.example");
   });
 
   it("409 consent_required reloads the notice and asks again", async () => {

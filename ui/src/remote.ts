@@ -90,6 +90,20 @@ export interface ProviderForm {
   boreSecret: string;
 }
 
+/**
+ * The address a plaintext provider's consent notice names: the LAN bind address
+ * or the bore server's host ("" for the hub's default LAN address).
+ */
+export function consentTarget(form: ProviderForm): string {
+  if (form.kind === "lan") return form.lanBind.trim();
+  if (form.kind === "bore") return form.boreHost.trim();
+  return "";
+}
+
+function consentKey(kind: ConsentKind, target: string): string {
+  return `${kind}\n${target}`;
+}
+
 export const defaultProviderForm: ProviderForm = {
   kind: "lan",
   lanBind: "",
@@ -184,7 +198,7 @@ export class RemoteAccessStore {
   private error: string | null = null;
   private deviceList: Device[] | null = null;
   private devicesErr: string | null = null;
-  private readonly consents = new Map<ConsentKind, ConsentLoad>();
+  private readonly consents = new Map<string, ConsentLoad>() // by kind and address;
   private readonly listeners = new Set<() => void>();
   private watchers = 0;
   private pollTimer: unknown = null;
@@ -216,8 +230,9 @@ export class RemoteAccessStore {
     return this.busyFlag;
   }
 
-  consent(kind: ConsentKind): ConsentLoad | null {
-    return this.consents.get(kind) ?? null;
+  /** The notice for `kind` at `target` (see [`consentTarget`]). */
+  consent(kind: ConsentKind, target = ""): ConsentLoad | null {
+    return this.consents.get(consentKey(kind, target)) ?? null;
   }
 
   subscribe(fn: () => void): () => void {
@@ -286,22 +301,23 @@ export class RemoteAccessStore {
   }
 
   /** Fetches a plaintext provider's consent notice (once; `force` again). */
-  async loadConsent(kind: ConsentKind, force = false): Promise<void> {
-    const known = this.consents.get(kind);
+  async loadConsent(kind: ConsentKind, target = "", force = false): Promise<void> {
+    const key = consentKey(kind, target);
+    const known = this.consents.get(key);
     if (known && !force && known.status !== "error") return;
-    this.consents.set(kind, { status: "loading" });
+    this.consents.set(key, { status: "loading" });
     this.emit();
     try {
-      this.consents.set(kind, { status: "ready", notice: await this.api.consentNotice(kind) });
+      this.consents.set(key, { status: "ready", notice: await this.api.consentNotice(kind, target) });
     } catch (e) {
-      this.consents.set(kind, { status: "error", error: errorMessage(e) });
+      this.consents.set(key, { status: "error", error: errorMessage(e) });
     }
     this.emit();
   }
 
-  private consentFor(kind: ProviderKind): string | null {
-    if (!needsConsent(kind)) return null;
-    const c = this.consents.get(kind);
+  private consentFor(form: ProviderForm): string | null {
+    if (!needsConsent(form.kind)) return null;
+    const c = this.consents.get(consentKey(form.kind, consentTarget(form)));
     return c?.status === "ready" ? c.notice : null;
   }
 
@@ -311,7 +327,7 @@ export class RemoteAccessStore {
    * notice changed), the notice is reloaded and must be accepted again.
    */
   async turnOn(form: ProviderForm, accepted: boolean): Promise<TurnOnResult> {
-    const built = turnOnBody(form, { notice: this.consentFor(form.kind), accepted });
+    const built = turnOnBody(form, { notice: this.consentFor(form), accepted });
     if ("error" in built) return { ok: false, error: built.error };
     this.busyFlag = true;
     this.emit();
@@ -320,7 +336,7 @@ export class RemoteAccessStore {
       return { ok: true };
     } catch (e) {
       if (e instanceof ApiError && e.code === "consent_required" && needsConsent(form.kind)) {
-        await this.loadConsent(form.kind, true);
+        await this.loadConsent(form.kind, consentTarget(form), true);
         return {
           ok: false,
           consentChanged: true,

@@ -4,8 +4,10 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import type { Device } from "../generated/Device";
 import type { RemoteAccess } from "../generated/RemoteAccess";
 import { useNow } from "../hub";
+import type { ConsentKind } from "../api";
 import {
   canTurnOn,
+  consentTarget,
   defaultProviderForm,
   expectedTransport,
   needsConsent,
@@ -97,13 +99,17 @@ export function PhonePanel(props: { store: RemoteAccessStore; onClose: () => voi
     return () => document.removeEventListener("keydown", onKey);
   }, [onClose]);
 
-  // A plaintext provider's notice is fetched when it is chosen; the tick starts unset.
+  // A plaintext provider's notice names its address, so it is fetched for the
+  // address typed (after a pause in typing); the tick starts unset each time.
+  const target = consentTarget(form);
   useEffect(() => {
     setAccepted(false);
-    if (needsConsent(form.kind)) void store.loadConsent(form.kind);
-  }, [store, form.kind]);
+    if (!needsConsent(form.kind) || (form.kind === "bore" && !target)) return;
+    const timer = setTimeout(() => void store.loadConsent(form.kind as ConsentKind, target), 400);
+    return () => clearTimeout(timer);
+  }, [store, form.kind, target]);
 
-  const consent = needsConsent(form.kind) ? store.consent(form.kind) : null;
+  const consent = needsConsent(form.kind) ? store.consent(form.kind as ConsentKind, target) : null;
   const notice = consent?.status === "ready" ? consent.notice : null;
   const state = access?.state ?? "off";
 
@@ -303,7 +309,7 @@ export function PhonePanel(props: { store: RemoteAccessStore; onClose: () => voi
                 {consent?.status === "error" && (
                   <p class="settings-error" role="alert">
                     Could not load the notice: {consent.error}{" "}
-                    <button type="button" class="link" onClick={() => needsConsent(form.kind) && void store.loadConsent(form.kind, true)}>
+                    <button type="button" class="link" onClick={() => needsConsent(form.kind) && void store.loadConsent(form.kind as ConsentKind, target, true)}>
                       Retry
                     </button>
                   </p>
