@@ -55,7 +55,9 @@ impl HubInstance {
         let home = config.home.clone();
         let listen = config.listen;
         let lock = take_hub_lock(&home)?;
-        let state = AppState::open(config).with_context(|| format!("cannot start the hub in {}", home.display()))?;
+        let state = AppState::open(config)
+            .map_err(|e| damaged_database_hint(e, &home))
+            .with_context(|| format!("cannot start the hub in {}", home.display()))?;
         let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
             format!("cannot listen on {listen} (is another hub running? set --listen or HAPI_LISTEN_PORT)")
         })?;
@@ -80,6 +82,30 @@ impl HubInstance {
         tracing::info!("hub stopped");
         result.context("hub failed")
     }
+}
+
+/// A database that cannot be read says how to go back to a backup. The hub never
+/// replaces it with a new one.
+fn damaged_database_hint(e: hapi_hub::HubError, home: &Path) -> anyhow::Error {
+    use hapi_store::StoreError;
+    use hapi_store::rusqlite::ErrorCode;
+    let unreadable = match &e {
+        hapi_hub::HubError::Store(StoreError::Corrupt { .. }) => true,
+        hapi_hub::HubError::Store(StoreError::Sqlite(s)) => matches!(
+            s.sqlite_error_code(),
+            Some(ErrorCode::CannotOpen | ErrorCode::SystemIoFailure | ErrorCode::PermissionDenied)
+        ),
+        _ => false,
+    };
+    if !unreadable {
+        return e.into();
+    }
+    anyhow::anyhow!(
+        "{e}\n\nThe hub will not start on this database, and it will not replace it with an empty one. \
+         To go back to a backup, see them with `hapi backup list`, then run `hapi backup restore FILE` \
+         (the damaged database is moved aside, not deleted). Backups are in {}.",
+        hapi_store::backup::backups_dir(home).display()
+    )
 }
 
 /// Takes `hub.lock`, or fails naming the hub that already runs for `home`.

@@ -4,6 +4,7 @@
 //! it embeds the hub ([`hub::HubInstance`]) and the runner ([`runner::run_embedded`])
 //! from here, and answers `hapi …` subcommands itself ([`main_from`]) when its
 //! runner spawns sessions with it.
+mod backup;
 mod claude;
 pub mod hub;
 mod hub_client;
@@ -36,6 +37,11 @@ enum Command {
     Runner {
         #[command(subcommand)]
         command: runner::RunnerCommand,
+    },
+    /// Backups of the database: make, list, verify and restore them.
+    Backup {
+        #[command(subcommand)]
+        command: backup::BackupCommand,
     },
 }
 
@@ -71,6 +77,7 @@ pub fn main_from(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
             drop(runtime);
             Ok(code)
         }
+        Command::Backup { command } => backup::run(command),
     }
 }
 

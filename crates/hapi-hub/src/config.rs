@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use hapi_store::Durability;
 
+use crate::BackupSchedule;
+
 /// Default port, as in HAPI.
 pub const DEFAULT_PORT: u16 = 3006;
 
@@ -33,6 +35,9 @@ pub struct HubConfig {
     pub home: PathBuf,
     /// Address to listen on (`HAPI_LISTEN_HOST`, `HAPI_LISTEN_PORT`; default 127.0.0.1:3006).
     pub listen: SocketAddr,
+    /// Scheduled backups into `home/backups` (`HAPI_BACKUP_INTERVAL`, default a
+    /// day; `HAPI_BACKUP_KEEP`, default 30). Off in [`HubConfig::for_home`].
+    pub backups: BackupSchedule,
     /// Owner token from `CLI_API_TOKEN`; `None` means the token file in `home`.
     pub owner_token: Option<String>,
     /// COMMIT durability (`HAPI_DB_SYNC=normal|full`).
@@ -57,6 +62,7 @@ impl std::fmt::Debug for HubConfig {
         f.debug_struct("HubConfig")
             .field("home", &self.home)
             .field("listen", &self.listen)
+            .field("backups", &self.backups)
             .field("owner_token", &self.owner_token.as_ref().map(|_| "<redacted>"))
             .field("durability", &self.durability)
             .field("body_limit", &self.body_limit)
@@ -75,6 +81,7 @@ impl HubConfig {
             Some(home) => PathBuf::from(home),
             None => PathBuf::from(var("HOME").ok_or(HubConfigError::NoHome)?).join(".hapi"),
         };
+        let backups = BackupSchedule::from_vars(var("HAPI_BACKUP_INTERVAL"), var("HAPI_BACKUP_KEEP"))?;
         let host: IpAddr = match var("HAPI_LISTEN_HOST") {
             Some(v) => v
                 .parse()
@@ -131,6 +138,7 @@ impl HubConfig {
         Ok(HubConfig {
             home,
             listen: SocketAddr::new(host, port),
+            backups,
             owner_token: var("CLI_API_TOKEN"),
             durability,
             body_limit: 1024 * 1024,
@@ -145,6 +153,7 @@ impl HubConfig {
         HubConfig {
             home: home.into(),
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            backups: BackupSchedule::OFF,
             owner_token: None,
             durability: Durability::Normal,
             body_limit: 1024 * 1024,

@@ -7,6 +7,7 @@
 
 mod assets;
 pub mod auth;
+mod backups;
 mod config;
 mod devices;
 mod error;
@@ -28,6 +29,7 @@ use axum::serve::ListenerExt as _;
 use hapi_store::Store;
 use tokio::net::TcpListener;
 
+pub use backups::BackupSchedule;
 pub use config::{HubConfig, HubConfigError};
 pub use error::ApiError;
 pub use pairing::DEFAULT_PAIRING_TTL;
@@ -250,12 +252,18 @@ pub fn router(state: AppState) -> Router {
 /// Serves the hub on `listener` until `shutdown` resolves, then drains in-flight
 /// requests. Registers this machine first, and marks every live session
 /// `disconnected` (and every machine `offline`) until its wrapper (or runner)
-/// reconnects.
+/// reconnects. Runs the scheduled backups (`config.backups`) while it serves.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), HubError> {
+    // Stopped at shutdown, or when dropped if the hub fails to start.
+    let backups = backups::Scheduler::start(
+        state.config().db_path(),
+        hapi_store::backup::backups_dir(&state.config().home),
+        state.config().backups,
+    );
     let host = hostname();
     let id = state.machine_id().to_owned();
     state
@@ -287,6 +295,9 @@ pub async fn serve(
             shutdown.await;
             closing.send_replace(true);
             remote.remote().turn_off(&remote).await;
+            if let Some(backups) = backups {
+                backups.stop().await;
+            }
         })
         .await
         .map_err(|source| HubError::Io {

@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 mod approvals;
+pub mod backup;
 mod clock;
 mod devices;
 mod events;
@@ -119,6 +120,7 @@ impl Store {
             readers: Mutex::new(Vec::new()),
         };
         let mut conn = store.connect(false)?;
+        store.quick_check(&conn)?;
         schema::migrate(&mut conn).map_err(|e| match e {
             StoreError::Sqlite(e) => store.classify(e),
             other => other,
@@ -168,6 +170,24 @@ impl Store {
         ))
         .map_err(|e| self.classify(e))?;
         Ok(conn)
+    }
+
+    /// `PRAGMA quick_check` (every page and record, without cross-checking
+    /// indexes: ~20 ms for a 27 MB database), so that a damaged file stops the hub
+    /// at start rather than failing requests later.
+    fn quick_check(&self, conn: &Connection) -> Result<()> {
+        let check = || -> rusqlite::Result<Vec<String>> {
+            let mut stmt = conn.prepare("PRAGMA quick_check(5)")?;
+            stmt.query_map([], |r| r.get::<_, String>(0))?.collect()
+        };
+        let problems = check().map_err(|e| self.classify(e))?;
+        if problems != ["ok"] {
+            return Err(StoreError::Corrupt {
+                path: self.path.clone(),
+                reason: format!("integrity check failed: {}", problems.join("; ")),
+            });
+        }
+        Ok(())
     }
 
     /// Turns "file is not a database"-style errors into [`StoreError::Corrupt`].
