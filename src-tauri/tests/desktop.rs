@@ -39,6 +39,9 @@ fn tray_counts_sessions_and_requests_and_quit_leaves_sessions_running() {
         labels,
         [
             "Hub running · 0 sessions · 0 waiting for approval",
+            "Phone access: off",
+            "Pair phone…",
+            "Revoke all phones and stop phone access",
             "Open window",
             "Start on login",
             "Approval notifications",
@@ -412,5 +415,56 @@ fn the_app_will_not_start_a_second_hub_beside_a_headless_one() {
     // The person is told on screen too, not only in a terminal they may not have.
     poll("the notification", Duration::from_secs(10), || {
         (env.notifications_displayed() == 1).then_some(())
+    });
+}
+
+#[test]
+fn the_tray_shows_phone_access_and_its_kill_switch_cuts_every_phone_off() {
+    let env = DesktopEnv::start();
+    let app = env.launch(true, &[]);
+    let api = Api::new(&app.url, &env.owner_token());
+
+    // Phone access on the loopback "LAN", with the plaintext consent given.
+    let (status, consent) = api.get("/api/remote/consent?kind=lan&bind=127.0.0.1");
+    assert_eq!(status, 200, "{consent}");
+    let (status, remote) = api.put(
+        "/api/remote",
+        json!({"provider": {"kind": "lan", "bind": "127.0.0.1", "port": 0}, "plaintext_consent": consent["notice"]}),
+    );
+    assert_eq!(status, 200, "{remote}");
+    let public_url = remote["public_url"].as_str().unwrap().to_owned();
+    let line = poll("the tray to show phone access", Duration::from_secs(30), || {
+        env.tray_labels()
+            .into_iter()
+            .find(|l| l.starts_with("Phone access: on"))
+    });
+    assert_eq!(line, format!("Phone access: on · {public_url} · NOT encrypted"));
+
+    // Pair a phone and check it works.
+    let (status, offer) = api.post("/api/pairing", json!({}));
+    assert_eq!(status, 201, "{}", offer["error"]);
+    let secret = offer["url"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
+    let phone = Api::new(&public_url, "");
+    let (status, paired) = phone.post("/pair", json!({"secret": secret, "device_name": "test phone"}));
+    assert!(matches!(status, 200 | 201), "{status} {paired}");
+    let phone = Api::new(&public_url, paired["token"].as_str().unwrap());
+    assert_eq!(phone.get("/api/sessions").0, 200);
+
+    // The kill switch.
+    env.click_tray("Revoke all phones and stop phone access");
+    poll("phone access to be off", Duration::from_secs(30), || {
+        (api.ok("/api/remote")["state"] == "off").then_some(())
+    });
+    poll("every phone to be revoked", Duration::from_secs(30), || {
+        (api.ok("/api/devices")["devices"] == json!([])).then_some(())
+    });
+    assert!(
+        std::net::TcpStream::connect(public_url.trim_start_matches("http://")).is_err(),
+        "the remote listener is closed"
+    );
+    poll("the tray to say so", Duration::from_secs(30), || {
+        env.tray_labels()
+            .contains(&"Phone access: off".to_owned())
+            .then_some(())
     });
 }

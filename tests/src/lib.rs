@@ -269,7 +269,9 @@ where
     }
 }
 
-fn wait_sync<T>(what: &str, within: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+/// Polls `probe` (blocking) until it yields a value, for at most `within`; the
+/// limit only keeps a broken run from hanging.
+pub fn wait_sync<T>(what: &str, within: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + within;
     loop {
         if let Some(v) = probe() {

@@ -547,6 +547,18 @@ impl Api {
         body
     }
 
+    pub fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .put(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+
     pub fn post(&self, path: &str, body: Value) -> (u16, Value) {
         let r = self
             .http
@@ -608,17 +620,7 @@ impl Api {
     }
 }
 
-/// Polls until `probe` yields; the limit only stops a broken run from hanging.
-pub fn poll<T>(what: &str, within: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+pub use hapi_e2e::wait_sync as poll;
 
 /// The fake model server and the pinned real Claude Code, as env for the app
 /// (its sessions inherit the app's environment).
