@@ -29,19 +29,7 @@ export function requiredEnv(file, names) {
  * `<name>-failure.png` and prints the page's console.
  */
 export async function withPhonePage(name, body) {
-  const browser = await chromium.launch({
-    executablePath: process.env.HAPI_TEST_CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  const browser = await launchBrowser();
   let page;
   const log = [];
   try {
@@ -58,6 +46,23 @@ export async function withPhonePage(name, body) {
   } finally {
     await browser.close();
   }
+}
+
+/** Headless Debian Chromium (HAPI_TEST_CHROMIUM, default /usr/bin/chromium). */
+export function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.HAPI_TEST_CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
 }
 
 /** Saves a screenshot to HAPI_TEST_ARTIFACTS, if set. */
