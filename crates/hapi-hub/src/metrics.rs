@@ -47,6 +47,10 @@ pub(crate) mod names {
     pub const RUNNER_HEARTBEAT_AGE: &str = "hapi_runner_heartbeat_age_seconds";
     /// Gauge by `machine_id`: 1 while the machine's runner is linked.
     pub const RUNNER_LINKED: &str = "hapi_runner_linked";
+    /// Gauge: 1 while phone access is on and its tunnel (or LAN listener) is up.
+    pub const TUNNEL_UP: &str = "hapi_tunnel_up";
+    /// Counter: tunnel start failures and losses since phone access was turned on.
+    pub const TUNNEL_FAILURES: &str = "hapi_tunnel_failures_total";
 }
 
 /// Buckets of the approval latency: a policy answers in milliseconds, a person
@@ -169,6 +173,10 @@ pub(crate) struct Scrape {
     pub db_bytes: u64,
     /// Size of its WAL file.
     pub wal_bytes: u64,
+    /// Phone access: whether its tunnel is up, and its failures so far.
+    pub tunnel_up: bool,
+    /// Failures of the current tunnel (0 when phone access is off).
+    pub tunnel_failures: u64,
 }
 
 /// One hub's metrics. Cheap to clone.
@@ -367,6 +375,13 @@ impl Metrics {
         gauge(names::LINKS, &[("link", "runner")]).set(scrape.runner_links as f64);
         gauge(names::DB_SIZE, &[]).set(scrape.db_bytes as f64);
         gauge(names::DB_WAL_SIZE, &[]).set(scrape.wal_bytes as f64);
+        gauge(names::TUNNEL_UP, &[]).set(if scrape.tunnel_up { 1.0 } else { 0.0 });
+        // The tunnel supervisor counts; a new tunnel starts again from 0, which
+        // Prometheus reads as a counter reset.
+        self.inner
+            .recorder
+            .register_counter(&key(names::TUNNEL_FAILURES, &[]), &METADATA)
+            .absolute(scrape.tunnel_failures);
         let runners: Vec<(String, RunnerBeat)> = self
             .inner
             .runners
@@ -407,7 +422,7 @@ fn describe(recorder: &PrometheusRecorder) {
     let text = |s: &'static str| SharedString::const_str(s);
     let seconds = Some(Unit::Seconds);
     let bytes = Some(Unit::Bytes);
-    let gauges: [(&'static str, Option<Unit>, &'static str); 10] = [
+    let gauges: [(&'static str, Option<Unit>, &'static str); 11] = [
         (
             names::BUILD_INFO,
             None,
@@ -438,11 +453,16 @@ fn describe(recorder: &PrometheusRecorder) {
             None,
             "1 while the machine's runner is linked, else 0.",
         ),
+        (
+            names::TUNNEL_UP,
+            None,
+            "1 while phone access is on and reachable (its health probe passed), else 0.",
+        ),
     ];
     for (name, unit, help) in gauges {
         recorder.describe_gauge(name.into(), unit, text(help));
     }
-    let counters: [(&'static str, &'static str); 4] = [
+    let counters: [(&'static str, &'static str); 5] = [
         (
             names::MESSAGES_INGESTED,
             "History entries stored, by source (wrapper updates, API prompts).",
@@ -455,6 +475,10 @@ fn describe(recorder: &PrometheusRecorder) {
         (
             names::LINK_RECONNECTS,
             "Connects of a session's wrapper or a machine's runner that had linked to this hub before.",
+        ),
+        (
+            names::TUNNEL_FAILURES,
+            "Phone access tunnel failures (failed starts and losses) since it was turned on.",
         ),
     ];
     for (name, help) in counters {
@@ -479,6 +503,8 @@ mod tests {
             runner_links: 0,
             db_bytes: 4096,
             wal_bytes: 0,
+            tunnel_up: false,
+            tunnel_failures: 0,
         }
     }
 

@@ -12,7 +12,7 @@ use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hapi_protocol::SessionState;
+use hapi_protocol::{RemoteState, SessionState};
 use serde::Serialize;
 
 use crate::AppState;
@@ -47,6 +47,7 @@ pub(crate) async fn metrics(State(state): State<AppState>, req: Request) -> Resu
     let mut wal = db.clone().into_os_string();
     wal.push("-wal");
     let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    let remote = state.remote().access();
     let scrape = Scrape {
         sessions,
         approvals_pending,
@@ -54,6 +55,8 @@ pub(crate) async fn metrics(State(state): State<AppState>, req: Request) -> Resu
         runner_links: state.runner_links().connected(),
         db_bytes: size(&db),
         wal_bytes: size(std::path::Path::new(&wal)),
+        tunnel_up: remote.state == RemoteState::Up,
+        tunnel_failures: remote.failures,
     };
     let text = state.metrics().render(&scrape);
     Ok(([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], text).into_response())
@@ -104,6 +107,9 @@ pub(crate) struct Readiness {
 struct Components {
     database: Component,
     runner: Component,
+    /// Phone access's tunnel, while phone access is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tunnel: Option<Component>,
 }
 
 /// One component's state.
@@ -137,10 +143,15 @@ pub(crate) struct ProbeCache {
 pub(crate) async fn ready(State(state): State<AppState>) -> Response {
     let database = probe_database(&state).await;
     let runner = runner_component(state.metrics().runner(state.machine_id()));
-    let ready = database.ready && runner.ready;
+    let tunnel = tunnel_component(&state.remote().access());
+    let ready = database.ready && runner.ready && tunnel.as_ref().is_none_or(|t| t.ready);
     let body = Readiness {
         status: if ready { "ready" } else { "not_ready" },
-        components: Components { database, runner },
+        components: Components {
+            database,
+            runner,
+            tunnel,
+        },
     };
     let status = if ready {
         StatusCode::OK
@@ -148,6 +159,23 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(body)).into_response()
+}
+
+/// Phone access's state, when it is on: up is ready; starting, down
+/// (reconnecting) and failed are not.
+fn tunnel_component(remote: &hapi_protocol::RemoteAccess) -> Option<Component> {
+    let detail = |what: &str| match (&remote.public_url, &remote.detail) {
+        (_, Some(detail)) => format!("{what}: {detail} ({} failures)", remote.failures),
+        (Some(url), None) => format!("{what} at {url} ({} failures)", remote.failures),
+        (None, None) => format!("{what} ({} failures)", remote.failures),
+    };
+    match remote.state {
+        RemoteState::Off => None,
+        RemoteState::Up => Some(Component::new("ok", true, detail("reachable"))),
+        RemoteState::Starting => Some(Component::new("starting", false, detail("starting"))),
+        RemoteState::Down => Some(Component::new("down", false, detail("lost, reconnecting"))),
+        RemoteState::Failed => Some(Component::new("failed", false, detail("could not start"))),
+    }
 }
 
 /// Whether a write commits: a probe row is inserted and deleted in one
