@@ -468,3 +468,37 @@ fn the_tray_shows_phone_access_and_its_kill_switch_cuts_every_phone_off() {
             .then_some(())
     });
 }
+
+#[test]
+fn clicking_a_notification_opens_the_window() {
+    let env = DesktopEnv::start();
+    let agent = Agent::start();
+    let agent_vars = agent_env(&agent);
+    let app = env.launch(true, &as_extra(&agent_vars));
+    let api = Api::new(&app.url, &env.owner_token());
+    let windows = || {
+        let out = env.base_cmd("xwininfo").args(["-root", "-tree"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("\"HAPI"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert!(windows().is_empty(), "started in the tray only: {:?}", windows());
+    let work = work_dir(&env, "open-me");
+    let session = api.spawn_claude(&work, "write hello");
+    api.pending_approval(&session);
+    poll("the notification", Duration::from_secs(30), || {
+        (env.notifications_displayed() == 1).then_some(())
+    });
+    env.invoke_notification_action("Open session");
+    let shown = poll("the window", Duration::from_secs(30), || {
+        let w = windows();
+        (!w.is_empty()).then_some(w)
+    });
+    assert!(shown.iter().any(|w| w.contains("HAPI")), "{shown:?}");
+    // Opening is not answering: the request still waits.
+    assert_eq!(api.pending_approval(&session)["state"], "pending");
+    drop(app);
+    agent.rt.block_on(agent.model.shutdown());
+}
