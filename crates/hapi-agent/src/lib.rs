@@ -16,6 +16,6 @@ mod session;
 
 pub use driver::{AgentDriver, AgentExit, RunningAgent, SpawnSpec, driver_for};
 pub use error::AgentError;
-pub use session::{SessionOptions, SessionSummary, run_session};
+pub use session::{EndNote, SessionOptions, SessionSummary, run_session};
 
 pub use hapi_protocol::{AgentKind, SessionCommand, SessionUpdate};

@@ -7,6 +7,7 @@
 //! the same path as everything else.
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hapi_protocol::{AgentKind, SessionCommand, SessionUpdate};
@@ -42,7 +43,17 @@ pub struct SessionOptions {
     pub initial_prompt: Option<String>,
     /// File for the agent's stderr; `None` discards it.
     pub agent_log: Option<PathBuf>,
+    /// Lines for the person, sent first as [`SessionUpdate::Error`] (a restart
+    /// by the runner, a limit that could not be applied).
+    pub notices: Vec<String>,
+    /// Asked when the agent ended, before `SessionEnded` is sent: a line to
+    /// send first as [`SessionUpdate::Error`] (e.g. "killed: memory limit 2G
+    /// reached"), or `None`.
+    pub end_note: Option<EndNote>,
 }
+
+/// See [`SessionOptions::end_note`]: given the end reason and exit code.
+pub type EndNote = Arc<dyn Fn(&str, Option<i32>) -> Option<String> + Send + Sync>;
 
 impl std::fmt::Debug for SessionOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -56,6 +67,8 @@ impl std::fmt::Debug for SessionOptions {
             .field("agent_args", &self.agent_args)
             .field("initial_prompt", &self.initial_prompt)
             .field("agent_log", &self.agent_log)
+            .field("notices", &self.notices)
+            .field("end_note", &self.end_note.is_some())
             .finish()
     }
 }
@@ -109,6 +122,9 @@ async fn run(opts: SessionOptions, shutdown: impl Future<Output = ()> + Send) ->
             tracing::error!(%err, "could not start the agent");
             let (commands, _) = mpsc::channel(1);
             let link = Link::start(config, link_updates, commands)?;
+            for message in opts.notices {
+                let _ = to_link.send(SessionUpdate::Error { message }).await;
+            }
             let _ = to_link
                 .send(SessionUpdate::Error {
                     message: err.to_string(),
@@ -126,6 +142,9 @@ async fn run(opts: SessionOptions, shutdown: impl Future<Output = ()> + Send) ->
     };
     let commands = agent.commands.clone();
     let link = Link::start(config, link_updates, agent.commands.clone())?;
+    for message in opts.notices {
+        let _ = to_link.send(SessionUpdate::Error { message }).await;
+    }
     if let Some(text) = opts.initial_prompt {
         let _ = to_link.send(SessionUpdate::UserMessage { text: text.clone() }).await;
         let _ = commands.send(SessionCommand::Prompt { text }).await;
@@ -138,6 +157,11 @@ async fn run(opts: SessionOptions, shutdown: impl Future<Output = ()> + Send) ->
         tokio::select! {
             update = agent.updates.recv() => match update {
                 Some(update) => {
+                    if let (SessionUpdate::SessionEnded { reason, exit_code }, Some(note)) = (&update, &opts.end_note)
+                        && let Some(message) = note(reason, *exit_code)
+                    {
+                        let _ = to_link.send(SessionUpdate::Error { message }).await;
+                    }
                     if to_link.send(update).await.is_err() {
                         link_failed = true;
                     }

@@ -1,10 +1,13 @@
 //! `hapi claude`: a Claude Code session driven through the hub, in the foreground.
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
-use hapi_agent::{SessionOptions, run_session};
+use hapi_agent::{EndNote, SessionOptions, run_session};
 use hapi_protocol::AgentKind;
+use hapi_runner::limits::{CGROUP_ENV, SESSION_NOTE_ENV, format_bytes};
+use hapi_runner::{SessionLimits, cgroup};
 
 use crate::hub_client::HubClient;
 
@@ -37,9 +40,66 @@ fn claude_path() -> Result<PathBuf> {
         .context("`claude` was not found on PATH; install Claude Code (`npm install -g @anthropic-ai/claude-code`) or set HAPI_CLAUDE_PATH")
 }
 
-/// Runs the session and returns the process exit code (the agent's, when known).
+/// This session's limits, applied to this process before the agent starts
+/// (the agent inherits them): `RLIMIT_NOFILE` and `RLIMIT_CORE` always, and the
+/// cgroup the runner made for it (`HAPI_CGROUP`) when there is one. Returns
+/// the lines the session shows first, and the cgroup joined.
+fn apply_limits(limits: &SessionLimits) -> (Vec<String>, Option<PathBuf>) {
+    let mut notices: Vec<String> = std::env::var(SESSION_NOTE_ENV)
+        .map(|text| text.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default();
+    for problem in limits.apply_rlimits() {
+        tracing::warn!("{problem}");
+        notices.push(format!("Limit not applied: {problem}."));
+    }
+    let mut group = std::env::var_os(CGROUP_ENV).filter(|g| !g.is_empty()).map(PathBuf::from);
+    if let Some(dir) = &group
+        && let Err(e) = cgroup::join(dir)
+    {
+        let problem = format!(
+            "Limits not applied: {}: cannot join the session cgroup {}: {e}. The session runs without them.",
+            limits.cgroup_text(),
+            dir.display()
+        );
+        tracing::warn!("{problem}");
+        notices.push(problem);
+        group = None;
+    }
+    let by_runner = std::env::var(hapi_runner::STARTED_BY_ENV).is_ok_and(|v| v == hapi_runner::STARTED_BY_RUNNER);
+    if limits.needs_cgroup() && group.is_none() && !by_runner {
+        let problem = format!(
+            "Limits not applied: {}: HAPI_SESSION_MEMORY_MAX and HAPI_SESSION_CPU_MAX apply to sessions the runner \
+             starts; a session started in a terminal runs without them (wrap it, e.g. \
+             `systemd-run --user --scope -p MemoryMax=2G hapi claude`).",
+            limits.cgroup_text()
+        );
+        eprintln!("hapi: {problem}");
+        notices.push(problem);
+    }
+    (notices, group)
+}
+
+/// The line a session shows when the kernel killed its agent for the memory limit.
+fn oom_note(group: PathBuf, limits: &SessionLimits) -> EndNote {
+    let limit = limits.memory_max.map(format_bytes).unwrap_or_else(|| "?".into());
+    Arc::new(move |_reason, _code| {
+        let kills = cgroup::oom_kills(&group).filter(|n| *n > 0)?;
+        let note = format!(
+            "killed: memory limit {limit} reached (the kernel ended {kills} process(es) of this session; \
+             HAPI_SESSION_MEMORY_MAX)"
+        );
+        tracing::warn!("{note}");
+        Some(note)
+    })
+}
+
+/// Runs the session and returns the process exit code: 0 when it ended well
+/// or was stopped, the agent's code when it failed, 1 when the agent was
+/// killed by a signal (so the runner's restart policy sees a failure).
 pub async fn run(args: ClaudeArgs) -> Result<i32> {
     crate::init_logging("warn");
+    let limits = SessionLimits::from_env()?;
+    let (notices, group) = apply_limits(&limits);
     let cwd = match args.cwd {
         Some(dir) => dir,
         None => std::env::current_dir().context("cannot read the current directory")?,
@@ -76,9 +136,15 @@ pub async fn run(args: ClaudeArgs) -> Result<i32> {
         agent_args: args.claude_args,
         initial_prompt: args.prompt,
         agent_log: Some(logs.join(format!("session-{}.log", created.session.id))),
+        notices,
+        end_note: group.map(|group| oom_note(group, &limits)),
     };
     let summary = run_session(options, crate::shutdown_signal())
         .await
         .context("session failed")?;
-    Ok(summary.exit_code.unwrap_or(0))
+    Ok(match (summary.reason.as_str(), summary.exit_code) {
+        ("stopped", _) => 0,
+        (_, Some(code)) => code,
+        (_, None) => 1,
+    })
 }

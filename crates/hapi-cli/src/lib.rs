@@ -8,6 +8,8 @@ mod backup;
 mod claude;
 pub mod hub;
 mod hub_client;
+pub mod config;
+mod rotate;
 pub mod runner;
 
 use std::ffi::OsString;
@@ -33,6 +35,11 @@ enum Command {
     },
     /// Run a Claude Code session driven through the hub, in the foreground.
     Claude(claude::ClaudeArgs),
+    /// Settings: `hapi config check` validates every HAPI_* variable.
+    Config {
+        #[command(subcommand)]
+        command: config::ConfigCommand,
+    },
     /// The runner: a background daemon that keeps sessions alive and tracks them.
     Runner {
         #[command(subcommand)]
@@ -49,6 +56,8 @@ enum Command {
 enum AuthCommand {
     /// Print the owner token (created on first use) for signing in to the UI.
     Token,
+    /// Replace the owner token with a new one and print it (the hub must be stopped).
+    Rotate,
 }
 
 /// Runs `hapi` with these arguments (the first is the program name) and returns
@@ -62,10 +71,16 @@ pub fn main_from(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
         _ => tokio::runtime::Builder::new_multi_thread().enable_all().build()?,
     };
     match cli.command {
-        Command::Hub(args) => runtime.block_on(hub::run(args)).map(|()| 0),
+        Command::Hub(args) => config::refuse_unknown()
+            .and_then(|()| runtime.block_on(hub::run(args)))
+            .map(|()| 0),
         Command::Auth {
             command: AuthCommand::Token,
         } => hub::print_token().map(|()| 0),
+        Command::Auth {
+            command: AuthCommand::Rotate,
+        } => rotate::rotate(),
+        Command::Config { command } => config::run(command),
         Command::Claude(args) => {
             let code = runtime.block_on(claude::run(args));
             // The agent's stdio readers may still block; exiting must not wait for them.

@@ -76,9 +76,13 @@ pub async fn run(command: RunnerCommand) -> Result<i32> {
 async fn start() -> Result<i32> {
     let home = home()?;
     // Rejected here, so the person sees the error rather than a log file.
+    crate::config::refuse_unknown()?;
     hapi_runner::heartbeat_interval_from_env()?;
     hapi_runner::http_timeout_from_env()?;
     hapi_runner::workspace_roots_from_env()?;
+    if let Some(e) = hapi_runner::limits::check_env().into_iter().next() {
+        return Err(e.into());
+    }
     let exe = cli_path()?;
     let mtime = mtime_ms(&exe)?;
     if let Some(state) = live_state(&home)? {
@@ -294,6 +298,18 @@ fn status() -> Result<i32> {
     println!("  HTTP port:      {}", state.http_port);
     println!("  Last heartbeat: {}", state.last_heartbeat);
     println!("  Log:            {}", state.runner_log_path);
+    if let Some(sessions) = &state.sessions {
+        println!("  Session limits: {}", sessions.limits);
+        println!("  Cgroup:         {}", sessions.cgroup);
+        println!(
+            "  Restart policy: {} (first restart after {} ms, doubling); start grace {} ms",
+            sessions.restart, sessions.restart_backoff_ms, sessions.start_grace_ms
+        );
+        println!(
+            "  Restarts:       {} since start; memory-limit kills: {}",
+            sessions.restarts, sessions.oom_kills
+        );
+    }
     if let Ok(mtime) = mtime_ms(&cli_path()?)
         && (mtime != state.started_with_cli_mtime_ms || version() != state.started_with_cli_version)
     {
@@ -325,8 +341,12 @@ async fn list() -> Result<i32> {
     let list = client.list().await?;
     println!("Active Sessions ({}):", list.children.len());
     for s in list.children {
+        let restarted = match (s.restarts, &s.restart_of) {
+            (Some(n), Some(of)) => format!("  Restart {n} (replaces {of})"),
+            _ => String::new(),
+        };
         println!(
-            "  - Session: {}  PID: {}  Started by: {}",
+            "  - Session: {}  PID: {}  Started by: {}{restarted}",
             s.session_id, s.pid, s.started_by
         );
     }

@@ -62,7 +62,8 @@ pub struct RunnerConfig {
     pub heartbeat_interval: Duration,
     /// This runner's log file (recorded as `runnerLogPath`).
     pub log_path: PathBuf,
-    /// How long a spawned session has to report itself (`session-started`).
+    /// How long a spawned session has to report itself (`session-started`):
+    /// the start grace, `HAPI_SESSION_START_GRACE` (default 30 s).
     pub spawn_timeout: Duration,
     /// Between SIGTERM and SIGKILL when stopping a session or an old runner.
     pub stop_grace: Duration,
@@ -74,11 +75,14 @@ pub struct RunnerConfig {
     /// `hapi runner start`, never replaces itself (the app's updates restart it),
     /// and `hapi runner stop` refuses it, saying whose it is.
     pub embedded_in: Option<String>,
+    /// Limits and restart policy of the sessions this runner spawns
+    /// (`HAPI_SESSION_*`, see [`crate::limits`]).
+    pub sessions: crate::limits::SessionPolicy,
 }
 
 impl RunnerConfig {
-    /// A configuration with the defaults, and the heartbeat and workspace roots
-    /// from the environment.
+    /// A configuration with the defaults, and the heartbeat, workspace roots,
+    /// start grace and session policy from the environment.
     pub fn from_env(home: PathBuf, cli_path: PathBuf, cli_version: &str, log_path: PathBuf) -> Result<Self> {
         Ok(RunnerConfig {
             home,
@@ -86,10 +90,11 @@ impl RunnerConfig {
             cli_version: cli_version.to_owned(),
             heartbeat_interval: heartbeat_interval_from_env()?,
             log_path,
-            spawn_timeout: Duration::from_secs(30),
+            spawn_timeout: crate::limits::start_grace_from_env()?,
             stop_grace: Duration::from_secs(5),
             workspace_roots: crate::workdir::workspace_roots_from_env()?,
             embedded_in: None,
+            sessions: crate::limits::SessionPolicy::from_env()?,
         })
     }
 }

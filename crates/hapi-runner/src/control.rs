@@ -5,7 +5,7 @@
 //! | endpoint | body | answer |
 //! |---|---|---|
 //! | `POST /session-started` | `{sessionId, metadata: {hostPid, startedBy}}` | `{status: "ok"}` |
-//! | `POST /list` (or `GET`) | | `{children: [{sessionId, pid, startedBy}]}` |
+//! | `POST /list` (or `GET`) | | `{children: [{sessionId, pid, startedBy, restarts?, restartOf?, cgroup?}]}` |
 //! | `POST /stop-session` | `{sessionId}` (an id or `PID-n`) | `{success: true}` |
 //! | `POST /spawn-session` | `{directory, prompt?, agent?, createDirectory?, worktreeBranch?}` | `{sessionId, pid, logPath, directory}` |
 //! | `POST /stop` | | `{status: "stopping"}` |
@@ -61,6 +61,15 @@ pub struct ListedSession {
     pub pid: u32,
     /// Who started it.
     pub started_by: String,
+    /// Restarts the runner made to get this session (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<u32>,
+    /// The failed session this one replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_of: Option<String>,
+    /// The cgroup holding its memory and CPU limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<std::path::PathBuf>,
 }
 
 impl From<TrackedSession> for ListedSession {
@@ -69,6 +78,9 @@ impl From<TrackedSession> for ListedSession {
             session_id: s.session_id,
             pid: s.pid,
             started_by: s.started_by,
+            restarts: (s.restarts > 0).then_some(s.restarts),
+            restart_of: s.restart_of,
+            cgroup: s.cgroup,
         }
     }
 }

@@ -68,6 +68,7 @@ impl Heartbeat {
             Err(e) => tracing::warn!("{e}; writing it again"),
         }
         self.state.last_heartbeat = now_rfc3339();
+        self.state.sessions = Some(self.handle.sessions_report());
         tracing::debug!(sessions = self.handle.sessions().len(), "heartbeat");
         if let Err(e) = self.state.write(&config.home) {
             tracing::warn!("cannot record the heartbeat: {e}");

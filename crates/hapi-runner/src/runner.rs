@@ -6,22 +6,28 @@
 //! server uses it today, and the hub link will call the same methods for the
 //! hub's spawn-session, stop-session and stop-runner RPCs. [`HubLink`] is the
 //! seam the other way: what the runner tells the hub.
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::client::ControlClient;
+use crate::cgroup::{CgroupStatus, Cgroups};
 use crate::config::RunnerConfig;
 use crate::error::{Result, RunnerError};
 use crate::heartbeat::{Beat, Heartbeat};
+use crate::limits::{CGROUP_ENV, RestartPolicy, SESSION_NOTE_ENV};
 use crate::lock::{LockOutcome, RunnerLock};
 use crate::process::ProcessId;
 use crate::sessions::{SessionRegistry, SessionTarget, TrackedSession};
 use crate::spawn::{SpawnRequest, SpawnedSession, check_agent, session_command, session_log_path};
-use crate::state::{RunnerState, load_or_create_token, mtime_ms, now_rfc3339, remove_if_present, state_path};
+use crate::state::{
+    RunnerState, SessionsReport, load_or_create_token, mtime_ms, now_rfc3339, remove_if_present, state_path,
+};
 
 /// What the runner tells the hub. The hub link (machine WebSocket, a later
 /// step) implements it; every method has a do-nothing default.
@@ -47,6 +53,70 @@ struct Shared {
     /// Spawned sessions waiting to report themselves, by PID.
     pending: Mutex<HashMap<u32, oneshot::Sender<String>>>,
     stop: watch::Sender<bool>,
+    /// Where session cgroups (memory and CPU limits) are created, if anywhere.
+    cgroups: Cgroups,
+    /// PIDs of sessions stopped on request: their exit is no failure.
+    stopped: Mutex<HashSet<u32>>,
+    /// Failed runner-spawned sessions, for the restart task.
+    failures: mpsc::UnboundedSender<Failure>,
+    counters: Counters,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    restarts: AtomicU64,
+    oom_kills: AtomicU64,
+    failed_exits: AtomicU64,
+}
+
+/// Session counters since the runner started, for a metrics exporter (each
+/// also has a log line: `[RUNNER RESTART]` and `[RUNNER LIMIT]`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionCounts {
+    /// Restarts attempted under `HAPI_SESSION_RESTART`.
+    pub restarts: u64,
+    /// Sessions whose processes the kernel killed for their memory limit.
+    pub oom_kills: u64,
+    /// Runner-spawned sessions that exited with a failure (not stopped on request).
+    pub failed_exits: u64,
+}
+
+/// Where a session comes from: a first spawn, or a restart of a failed one.
+#[derive(Debug, Clone, Default)]
+struct Lineage {
+    restarts: u32,
+    restart_of: Option<String>,
+    note: Option<String>,
+}
+
+/// A runner-spawned session that exited with a failure.
+#[derive(Debug)]
+struct Failure {
+    request: SpawnRequest,
+    cwd: PathBuf,
+    session_id: String,
+    reason: String,
+    restarts: u32,
+}
+
+/// A runner-spawned session being watched until it exits.
+struct Watched {
+    request: SpawnRequest,
+    cwd: PathBuf,
+    session_id: String,
+    pid: u32,
+    cgroup: Option<PathBuf>,
+    restarts: u32,
+}
+
+/// `exit status 3`, `killed by signal 9`.
+fn describe_exit(status: &std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt as _;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        _ => status.to_string(),
+    }
 }
 
 /// Drives a running runner; cheap to clone.
@@ -69,6 +139,38 @@ impl RunnerHandle {
         self.0.registry.list()
     }
 
+    /// Whether session cgroups (memory and CPU limits) can be created.
+    pub fn cgroup_status(&self) -> CgroupStatus {
+        self.0.cgroups.status()
+    }
+
+    /// Restarts, OOM kills and failed exits since the runner started.
+    pub fn session_counts(&self) -> SessionCounts {
+        let c = &self.0.counters;
+        SessionCounts {
+            restarts: c.restarts.load(Ordering::Relaxed),
+            oom_kills: c.oom_kills.load(Ordering::Relaxed),
+            failed_exits: c.failed_exits.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The `sessions` part of the state file.
+    pub fn sessions_report(&self) -> SessionsReport {
+        let policy = &self.0.config.sessions;
+        let cgroup = self.cgroup_status();
+        let counts = self.session_counts();
+        SessionsReport {
+            limits: policy.limits.to_string(),
+            cgroup_ready: matches!(cgroup, CgroupStatus::Ready { .. }),
+            cgroup: cgroup.describe(),
+            restart: policy.restart.to_string(),
+            restart_backoff_ms: policy.restart_backoff.as_millis() as u64,
+            start_grace_ms: self.0.config.spawn_timeout.as_millis() as u64,
+            restarts: counts.restarts,
+            oom_kills: counts.oom_kills,
+        }
+    }
+
     /// Records a session that reported itself (`session-started`).
     pub fn session_started(&self, session_id: &str, pid: u32, started_by: &str) -> Result<TrackedSession> {
         let process = ProcessId::of(pid).ok_or_else(|| RunnerError::Refused {
@@ -81,6 +183,9 @@ impl RunnerHandle {
             pid_start_time: process.start_time,
             started_by: started_by.to_owned(),
             tracked_since: now_rfc3339(),
+            cgroup: None,
+            restarts: 0,
+            restart_of: None,
         };
         tracing::info!(session = session_id, pid, started_by, "[RUNNER RUN] Session reported");
         self.0.registry.add(session.clone());
@@ -101,6 +206,7 @@ impl RunnerHandle {
             .find(target)
             .ok_or_else(|| RunnerError::UnknownSession(target.to_string()))?;
         tracing::info!(session = %session.session_id, pid = session.pid, "stopping session");
+        self.0.stopped.lock().expect("stopped lock").insert(session.pid);
         let gone = session.process().terminate(self.0.config.stop_grace).await;
         if !gone {
             tracing::warn!(session = %session.session_id, pid = session.pid, "session process did not exit");
@@ -128,15 +234,63 @@ impl RunnerHandle {
         if let Some(branch) = &request.worktree_branch {
             cwd = crate::workdir::create_worktree(&cwd, branch, &config.workspace_roots).await?;
         }
+        self.start_session(&request, &cwd, Lineage::default()).await
+    }
+
+    /// Starts `hapi claude` for `request` in `cwd` (already checked), in a new
+    /// session cgroup when limits need one, waits until it reports itself, and
+    /// watches it until it exits (for the restart policy).
+    async fn start_session(&self, request: &SpawnRequest, cwd: &Path, lineage: Lineage) -> Result<SpawnedSession> {
+        let config = &self.0.config;
         let log_path = session_log_path(&config.home)?;
-        let mut cmd = session_command(&config.cli_path, &request, &cwd, &log_path)?;
-        let mut child = cmd
+        let mut notes: Vec<String> = lineage.note.iter().cloned().collect();
+        let group_name = log_path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.strip_prefix("spawn-"))
+            .unwrap_or("session")
+            .to_owned();
+        let limits = config.sessions.limits;
+        let cgroup = match self.0.cgroups.create_session_group(&group_name) {
+            Ok(group) => group,
+            Err(reason) => {
+                tracing::warn!(
+                    "[RUNNER LIMIT] memory and CPU limits ({}) not applied to a new session: {reason}",
+                    limits.cgroup_text()
+                );
+                notes.push(format!(
+                    "Limits not applied: {} (HAPI_SESSION_MEMORY_MAX / HAPI_SESSION_CPU_MAX). No writable cgroup v2 group: {reason}. The session runs without them.",
+                    limits.cgroup_text()
+                ));
+                None
+            }
+        };
+        let mut cmd = session_command(&config.cli_path, request, cwd, &log_path)?;
+        if let Some(group) = &cgroup {
+            cmd.env(CGROUP_ENV, group);
+        }
+        if !notes.is_empty() {
+            cmd.env(SESSION_NOTE_ENV, notes.join("\n"));
+        }
+        let spawned = cmd
             .spawn()
-            .map_err(|e| RunnerError::Spawn(format!("cannot run {}: {e}", config.cli_path.display())))?;
-        let pid = child
-            .id()
-            .ok_or_else(|| RunnerError::Spawn("the session exited at once".into()))?;
-        tracing::info!(pid, dir = %cwd.display(), log = %log_path.display(), "spawned session");
+            .map_err(|e| RunnerError::Spawn(format!("cannot run {}: {e}", config.cli_path.display())));
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(e) => {
+                if let Some(group) = &cgroup {
+                    crate::cgroup::remove(group);
+                }
+                return Err(e);
+            }
+        };
+        let Some(pid) = child.id() else {
+            if let Some(group) = &cgroup {
+                crate::cgroup::remove(group);
+            }
+            return Err(RunnerError::Spawn("the session exited at once".into()));
+        };
+        tracing::info!(pid, dir = %cwd.display(), log = %log_path.display(), cgroup = ?cgroup, restarts = lineage.restarts, "spawned session");
         let (tx, rx) = oneshot::channel();
         self.0.pending.lock().expect("pending lock").insert(pid, tx);
         // It may have reported itself before the waiter was registered.
@@ -150,22 +304,41 @@ impl RunnerHandle {
                     Err(e) => format!("cannot wait for the session: {e}"),
                 }),
                 () = tokio::time::sleep(config.spawn_timeout) => {
-                    Err(format!("the session did not report itself within {:?}", config.spawn_timeout))
+                    Err(format!(
+                        "the session did not report itself within {:?} (HAPI_SESSION_START_GRACE)",
+                        config.spawn_timeout
+                    ))
                 }
             },
         };
         self.0.pending.lock().expect("pending lock").remove(&pid);
         match outcome {
             Ok(session_id) => {
-                // Reap it when it ends, so a finished session is never a zombie.
-                tokio::spawn(async move {
-                    let _ = child.wait().await;
+                self.0.registry.update(&session_id, |s| {
+                    s.cgroup = cgroup.clone();
+                    s.restarts = lineage.restarts;
+                    s.restart_of = lineage.restart_of.clone();
                 });
+                if let Some(group) = &cgroup {
+                    let joined = crate::cgroup::cgroup_of(pid).is_some_and(|g| &g == group);
+                    tracing::info!(session = %session_id, pid, group = %group.display(), joined, "session cgroup");
+                }
+                // Watched until it ends: reaped (never a zombie), its cgroup
+                // removed, and a failure handed to the restart policy.
+                let watched = Watched {
+                    request: request.clone(),
+                    cwd: cwd.to_owned(),
+                    session_id: session_id.clone(),
+                    pid,
+                    cgroup,
+                    restarts: lineage.restarts,
+                };
+                tokio::spawn(self.clone().watch(child, watched));
                 Ok(SpawnedSession {
                     session_id,
                     pid,
                     log_path,
-                    directory: cwd,
+                    directory: cwd.to_owned(),
                 })
             }
             Err(reason) => {
@@ -173,7 +346,136 @@ impl RunnerHandle {
                     process.terminate(config.stop_grace).await;
                 }
                 let _ = child.wait().await;
+                if let Some(group) = &cgroup {
+                    crate::cgroup::remove(group);
+                }
                 Err(RunnerError::Spawn(format!("{reason}; see {}", log_path.display())))
+            }
+        }
+    }
+
+    /// Waits for a spawned session to exit; reads its cgroup's OOM kills,
+    /// removes the cgroup, and reports a failure to the restart task.
+    async fn watch(self, mut child: tokio::process::Child, session: Watched) {
+        let status = child.wait().await;
+        let stopped = self.0.stopped.lock().expect("stopped lock").remove(&session.pid);
+        let mut oom = None;
+        if let Some(group) = &session.cgroup {
+            oom = crate::cgroup::oom_kills(group).filter(|n| *n > 0);
+            if let Some(kills) = oom {
+                self.0.counters.oom_kills.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    session = %session.session_id,
+                    pid = session.pid,
+                    oom_kills = kills,
+                    memory_max = %crate::cgroup::memory_max(group).unwrap_or_default(),
+                    "[RUNNER LIMIT] session killed: its memory limit was reached"
+                );
+            }
+            // The agent's processes may take a moment to leave the group.
+            for _ in 0..20 {
+                if crate::cgroup::remove(group) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        let mut reason = match &status {
+            Ok(status) if status.success() => {
+                tracing::info!(session = %session.session_id, pid = session.pid, "session ended");
+                return;
+            }
+            Ok(status) => describe_exit(status),
+            Err(e) => format!("cannot wait for it: {e}"),
+        };
+        if stopped {
+            tracing::info!(session = %session.session_id, pid = session.pid, %reason, "session stopped on request");
+            return;
+        }
+        if *self.0.stop.borrow() {
+            return;
+        }
+        if oom.is_some() {
+            reason.push_str(", memory limit reached");
+        }
+        self.0.counters.failed_exits.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(session = %session.session_id, pid = session.pid, %reason, "[RUNNER RESTART] session failed");
+        let _ = self.0.failures.send(Failure {
+            request: session.request,
+            cwd: session.cwd,
+            session_id: session.session_id,
+            reason,
+            restarts: session.restarts,
+        });
+    }
+
+    /// Applies the restart policy to a failed session: a new session in the
+    /// same directory after a backoff, up to `on-failure:N` restarts in a row.
+    /// The new session is a new hub session; its history starts with a note
+    /// naming the one it replaces.
+    async fn restart(self, failure: Failure) {
+        let policy = self.0.config.sessions.restart;
+        let RestartPolicy::OnFailure { max } = policy else {
+            tracing::info!(session = %failure.session_id, "[RUNNER RESTART] not restarted (HAPI_SESSION_RESTART=never)");
+            return;
+        };
+        let Failure {
+            request,
+            cwd,
+            session_id: previous,
+            mut reason,
+            mut restarts,
+        } = failure;
+        // The same agent and directory; never the first prompt again (it may
+        // have been carried out half-way), and nothing to create.
+        let request = SpawnRequest {
+            directory: cwd.clone(),
+            prompt: None,
+            create_directory: false,
+            worktree_branch: None,
+            ..request
+        };
+        let mut stop = self.0.stop.subscribe();
+        loop {
+            if restarts >= max {
+                tracing::warn!(
+                    session = %previous,
+                    %reason,
+                    "[RUNNER RESTART] no restarts left ({policy}); the session stays ended"
+                );
+                return;
+            }
+            restarts += 1;
+            let delay = RestartPolicy::backoff(self.0.config.sessions.restart_backoff, restarts);
+            tracing::info!(session = %previous, %reason, restart = restarts, of = max, ?delay, "[RUNNER RESTART] restarting");
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                _ = stop.wait_for(|stop| *stop) => return,
+            }
+            self.0.counters.restarts.fetch_add(1, Ordering::Relaxed);
+            let lineage = Lineage {
+                restarts,
+                restart_of: Some(previous.clone()),
+                note: Some(format!(
+                    "Restarted by the runner (restart {restarts} of {max}, HAPI_SESSION_RESTART={policy}): \
+                     session {previous} in this directory ended with a failure ({reason})."
+                )),
+            };
+            match self.start_session(&request, &cwd, lineage).await {
+                Ok(new) => {
+                    tracing::info!(
+                        session = %previous,
+                        new_session = %new.session_id,
+                        pid = new.pid,
+                        restart = restarts,
+                        "[RUNNER RESTART] restarted"
+                    );
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(session = %previous, restart = restarts, "[RUNNER RESTART] the restart failed: {e}");
+                    reason = format!("its restart failed: {e}");
+                }
             }
         }
     }
@@ -186,6 +488,9 @@ impl RunnerHandle {
     pub(crate) fn prune(&self) {
         for session in self.0.registry.prune() {
             tracing::info!(session = %session.session_id, pid = session.pid, "session process is gone; no longer tracked");
+            if let Some(group) = &session.cgroup {
+                crate::cgroup::remove(group);
+            }
             self.0.link.session_ended(&session);
         }
     }
@@ -217,6 +522,7 @@ pub struct Runner {
     lock: RunnerLock,
     listener: tokio::net::TcpListener,
     state: RunnerState,
+    failures: mpsc::UnboundedReceiver<Failure>,
 }
 
 /// How long to wait for a lock holder to write its state file.
@@ -275,12 +581,27 @@ impl Runner {
             }
         };
         let registry = SessionRegistry::load(&config.home)?;
+        let cgroups = Cgroups::new(config.sessions.limits);
+        match cgroups.prepare() {
+            CgroupStatus::Unavailable { reason, .. } => tracing::warn!(
+                "[RUNNER LIMIT] no writable cgroup v2 group: {reason}. The memory and CPU limits ({}) are NOT applied; \
+                 sessions run without them",
+                config.sessions.limits.cgroup_text()
+            ),
+            status => tracing::info!(cgroup = %status.describe(), "[RUNNER LIMIT] session cgroups"),
+        }
+        tracing::info!(
+            limits = %config.sessions.limits,
+            restart = %config.sessions.restart,
+            start_grace_ms = config.spawn_timeout.as_millis() as u64,
+            "session policy"
+        );
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
             .map_err(RunnerError::Listen)?;
         let port = listener.local_addr().map_err(RunnerError::Listen)?.port();
         let now = now_rfc3339();
-        let state = RunnerState {
+        let mut state = RunnerState {
             pid: std::process::id(),
             http_port: port,
             start_time: now.clone(),
@@ -289,10 +610,10 @@ impl Runner {
             last_heartbeat: now,
             runner_log_path: config.log_path.display().to_string(),
             embedded_in: config.embedded_in.clone(),
+            sessions: None,
         };
-        state.write(&config.home)?;
-        tracing::info!(pid = state.pid, port, version = %config.cli_version, mtime_ms = mtime, sessions = registry.list().len(), "runner started");
         let (stop, _) = watch::channel(false);
+        let (failures, failed) = mpsc::unbounded_channel();
         let handle = RunnerHandle(Arc::new(Shared {
             config,
             token,
@@ -300,12 +621,20 @@ impl Runner {
             link,
             pending: Mutex::new(HashMap::new()),
             stop,
+            cgroups,
+            stopped: Mutex::new(HashSet::new()),
+            failures,
+            counters: Counters::default(),
         }));
+        state.sessions = Some(handle.sessions_report());
+        state.write(&handle.config().home)?;
+        tracing::info!(pid = state.pid, port, version = %handle.config().cli_version, mtime_ms = mtime, sessions = handle.sessions().len(), "runner started");
         Ok(StartOutcome::Started(Runner {
             handle,
             lock,
             listener,
             state,
+            failures: failed,
         }))
     }
 
@@ -327,7 +656,16 @@ impl Runner {
             lock,
             listener,
             state,
+            mut failures,
         } = self;
+        let restarter = tokio::spawn({
+            let handle = handle.clone();
+            async move {
+                while let Some(failure) = failures.recv().await {
+                    tokio::spawn(handle.clone().restart(failure));
+                }
+            }
+        });
         let mut server_stop = handle.0.stop.subscribe();
         let app = crate::control::router(handle.clone());
         let server = tokio::spawn(
@@ -359,6 +697,7 @@ impl Runner {
         tracing::info!(?reason, "runner shutting down; sessions keep running");
         handle.0.link.shutting_down();
         handle.request_stop();
+        restarter.abort();
         if tokio::time::timeout(Duration::from_secs(5), server).await.is_err() {
             tracing::warn!("the control server did not stop within 5 s");
         }

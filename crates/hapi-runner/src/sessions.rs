@@ -32,6 +32,19 @@ pub struct TrackedSession {
     pub started_by: String,
     /// When the runner started tracking it (RFC 3339).
     pub tracked_since: String,
+    /// The cgroup holding its memory and CPU limits (runner-spawned sessions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<PathBuf>,
+    /// How many times the runner restarted this session's chain to get it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub restarts: u32,
+    /// The failed session this one replaced, if it is a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_of: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl TrackedSession {
@@ -128,6 +141,17 @@ impl SessionRegistry {
         self.persist(&sessions);
     }
 
+    /// Changes a tracked session in place; `false` if it is not tracked.
+    pub fn update(&self, session_id: &str, change: impl FnOnce(&mut TrackedSession)) -> bool {
+        let mut sessions = self.sessions.lock().expect("sessions lock");
+        let Some(session) = sessions.get_mut(session_id) else {
+            return false;
+        };
+        change(session);
+        self.persist(&sessions);
+        true
+    }
+
     /// All tracked sessions, by id.
     pub fn list(&self) -> Vec<TrackedSession> {
         self.sessions.lock().expect("sessions lock").values().cloned().collect()
@@ -190,6 +214,9 @@ mod tests {
             pid_start_time: me.start_time,
             started_by: STARTED_BY_RUNNER.into(),
             tracked_since: crate::state::now_rfc3339(),
+            cgroup: None,
+            restarts: 0,
+            restart_of: None,
         };
         let reused = TrackedSession {
             session_id: "reused".into(),

@@ -53,6 +53,33 @@ pub struct RunnerState {
     /// The application the runner is embedded in (absent for `hapi runner`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embedded_in: Option<String>,
+    /// Limits, cgroup availability and restarts of the sessions this runner
+    /// spawns (absent in files of older runners).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<SessionsReport>,
+}
+
+/// The `sessions` part of the state file: what `hapi runner status` shows
+/// about session limits and restarts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionsReport {
+    /// The configured limits, for a person (`memory 2G, open files 4096`, or `none`).
+    pub limits: String,
+    /// Whether memory and CPU limits can be applied (a writable cgroup v2 group).
+    pub cgroup_ready: bool,
+    /// The cgroup status, for a person (why not, when not).
+    pub cgroup: String,
+    /// The restart policy (`never`, `on-failure:N`).
+    pub restart: String,
+    /// Delay before a first restart, in ms.
+    pub restart_backoff_ms: u64,
+    /// How long a spawned session has to report itself, in ms.
+    pub start_grace_ms: u64,
+    /// Sessions restarted since the runner started.
+    pub restarts: u64,
+    /// Sessions whose processes the kernel killed for the memory limit.
+    pub oom_kills: u64,
 }
 
 impl RunnerState {
@@ -229,6 +256,7 @@ mod tests {
             last_heartbeat: now_rfc3339(),
             runner_log_path: "/x.log".into(),
             embedded_in: None,
+            sessions: None,
         };
         state.write(dir.path()).unwrap();
         let json: serde_json::Value =

@@ -20,6 +20,7 @@ fn config(home: &std::path::Path) -> RunnerConfig {
         stop_grace: Duration::from_secs(1),
         workspace_roots: vec![home.parent().unwrap().to_owned()],
         embedded_in: None,
+        sessions: Default::default(),
     }
 }
 

@@ -390,6 +390,7 @@ fn an_embedded_runner_is_left_to_its_app() {
         stop_grace: Duration::from_secs(1),
         workspace_roots: vec![env.dir.path().to_owned()],
         embedded_in: Some("HAPI Desktop".into()),
+        sessions: Default::default(),
     };
     let runner = rt.block_on(async {
         match hapi_runner::Runner::start(config, std::sync::Arc::new(hapi_runner::NoHubLink))

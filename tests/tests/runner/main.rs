@@ -8,4 +8,5 @@
 mod browser;
 mod env;
 mod lifecycle;
+mod limits;
 mod remote;

@@ -68,6 +68,8 @@ fn options(hub_url: String, cwd: PathBuf, agent_path: PathBuf) -> SessionOptions
         agent_path,
         agent_args: Vec::new(),
         initial_prompt: Some("do it".into()),
+        notices: Vec::new(),
+        end_note: None,
     }
 }
 

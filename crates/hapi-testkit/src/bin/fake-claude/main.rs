@@ -13,6 +13,9 @@
 //!   assistant texts of `FAKE_CLAUDE_SIZE` (400) chars at `FAKE_CLAUDE_RATE`
 //!   (100) messages/s, each starting with `ts=<unix nanos>;`.
 //!
+//! With `FAKE_CLAUDE_EXIT_AFTER_MS` set, it exits with `FAKE_CLAUDE_EXIT_CODE`
+//! (default 1) that long after start, whatever it is doing: a crashing agent.
+//!
 //! Prompts that arrive during a turn are queued; an `interrupt` control request
 //! ends the current turn with a `result` line; closing stdin ends the process.
 mod flood;
@@ -53,6 +56,15 @@ async fn main() {
             Mode::Tool
         }
     };
+    if let Ok(after) = std::env::var("FAKE_CLAUDE_EXIT_AFTER_MS") {
+        let after = after.parse().unwrap_or(0);
+        let code = env_number("FAKE_CLAUDE_EXIT_CODE", 1) as i32;
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(after)).await;
+            eprintln!("fake-claude: exiting with {code} (FAKE_CLAUDE_EXIT_AFTER_MS)");
+            std::process::exit(code);
+        });
+    }
     let out = Arc::new(Output::new());
     let waiters: Waiters = Arc::default();
     let (lines_tx, mut lines) = mpsc::channel::<Value>(64);
