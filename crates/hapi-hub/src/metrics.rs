@@ -51,6 +51,12 @@ pub(crate) mod names {
     pub const TUNNEL_UP: &str = "hapi_tunnel_up";
     /// Counter: tunnel start failures and losses since phone access was turned on.
     pub const TUNNEL_FAILURES: &str = "hapi_tunnel_failures_total";
+    /// Counter: sessions this machine's runner restarted (`HAPI_SESSION_RESTART`).
+    pub const SESSION_RESTARTS: &str = "hapi_session_restarts_total";
+    /// Counter: sessions the kernel killed for their memory limit.
+    pub const SESSION_OOM_KILLS: &str = "hapi_session_oom_kills_total";
+    /// Gauge: 1 when the runner can apply memory and CPU limits (a writable cgroup v2).
+    pub const SESSION_CGROUP_LIMITS: &str = "hapi_session_cgroup_limits";
 }
 
 /// Buckets of the approval latency: a policy answers in milliseconds, a person
@@ -177,6 +183,17 @@ pub(crate) struct Scrape {
     pub tunnel_up: bool,
     /// Failures of the current tunnel (0 when phone access is off).
     pub tunnel_failures: u64,
+    /// From this `$HAPI_HOME`'s runner state file, if a runner wrote one.
+    pub runner_sessions: Option<RunnerSessions>,
+}
+
+/// What the runner of the hub's own `$HAPI_HOME` reports about sessions in its
+/// state file (counts since that runner started).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RunnerSessions {
+    pub restarts: u64,
+    pub oom_kills: u64,
+    pub cgroup_ready: bool,
 }
 
 /// One hub's metrics. Cheap to clone.
@@ -382,6 +399,12 @@ impl Metrics {
             .recorder
             .register_counter(&key(names::TUNNEL_FAILURES, &[]), &METADATA)
             .absolute(scrape.tunnel_failures);
+        if let Some(runner) = scrape.runner_sessions {
+            let counter = |name| self.inner.recorder.register_counter(&key(name, &[]), &METADATA);
+            counter(names::SESSION_RESTARTS).absolute(runner.restarts);
+            counter(names::SESSION_OOM_KILLS).absolute(runner.oom_kills);
+            gauge(names::SESSION_CGROUP_LIMITS, &[]).set(if runner.cgroup_ready { 1.0 } else { 0.0 });
+        }
         let runners: Vec<(String, RunnerBeat)> = self
             .inner
             .runners
@@ -422,7 +445,7 @@ fn describe(recorder: &PrometheusRecorder) {
     let text = |s: &'static str| SharedString::const_str(s);
     let seconds = Some(Unit::Seconds);
     let bytes = Some(Unit::Bytes);
-    let gauges: [(&'static str, Option<Unit>, &'static str); 11] = [
+    let gauges: [(&'static str, Option<Unit>, &'static str); 12] = [
         (
             names::BUILD_INFO,
             None,
@@ -458,11 +481,16 @@ fn describe(recorder: &PrometheusRecorder) {
             None,
             "1 while phone access is on and reachable (its health probe passed), else 0.",
         ),
+        (
+            names::SESSION_CGROUP_LIMITS,
+            None,
+            "1 when this machine's runner can apply memory and CPU limits (a writable cgroup v2), else 0.",
+        ),
     ];
     for (name, unit, help) in gauges {
         recorder.describe_gauge(name.into(), unit, text(help));
     }
-    let counters: [(&'static str, &'static str); 5] = [
+    let counters: [(&'static str, &'static str); 7] = [
         (
             names::MESSAGES_INGESTED,
             "History entries stored, by source (wrapper updates, API prompts).",
@@ -479,6 +507,14 @@ fn describe(recorder: &PrometheusRecorder) {
         (
             names::TUNNEL_FAILURES,
             "Phone access tunnel failures (failed starts and losses) since it was turned on.",
+        ),
+        (
+            names::SESSION_RESTARTS,
+            "Sessions this machine's runner restarted after a failure, since the runner started.",
+        ),
+        (
+            names::SESSION_OOM_KILLS,
+            "Sessions killed for their memory limit, since this machine's runner started.",
         ),
     ];
     for (name, help) in counters {
@@ -505,6 +541,7 @@ mod tests {
             wal_bytes: 0,
             tunnel_up: false,
             tunnel_failures: 0,
+            runner_sessions: None,
         }
     }
 

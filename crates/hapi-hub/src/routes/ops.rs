@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::AppState;
 use crate::auth::{bearer, token_hash};
 use crate::error::ApiError;
-use crate::metrics::{Metrics, RunnerBeat, Scrape};
+use crate::metrics::{Metrics, RunnerBeat, RunnerSessions, Scrape};
 use crate::routes::machines::SILENCE_LIMIT;
 
 /// The content type of the Prometheus text format.
@@ -57,6 +57,7 @@ pub(crate) async fn metrics(State(state): State<AppState>, req: Request) -> Resu
         wal_bytes: size(std::path::Path::new(&wal)),
         tunnel_up: remote.state == RemoteState::Up,
         tunnel_failures: remote.failures,
+        runner_sessions: runner_sessions(&state.config().home),
     };
     let text = state.metrics().render(&scrape);
     Ok(([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], text).into_response())
@@ -159,6 +160,20 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(body)).into_response()
+}
+
+/// The session counters the runner of this `$HAPI_HOME` keeps in its state file
+/// (restarts, out-of-memory kills, whether cgroup limits apply); a small file,
+/// read at scrape time. `None` without a runner state file.
+fn runner_sessions(home: &std::path::Path) -> Option<RunnerSessions> {
+    let text = std::fs::read_to_string(home.join("runner.state.json")).ok()?;
+    let state: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let sessions = state.get("sessions")?;
+    Some(RunnerSessions {
+        restarts: sessions["restarts"].as_u64().unwrap_or(0),
+        oom_kills: sessions["oomKills"].as_u64().unwrap_or(0),
+        cgroup_ready: sessions["cgroupReady"].as_bool().unwrap_or(false),
+    })
 }
 
 /// Phone access's state, when it is on: up is ready; starting, down

@@ -532,3 +532,29 @@ async fn ready_and_health_need_no_token() {
     assert_eq!(r.status(), 200);
     hub.stop().await;
 }
+
+/// Restarts and out-of-memory kills, as this `$HAPI_HOME`'s runner counts them
+/// in its state file, reach `/metrics`.
+#[tokio::test]
+async fn the_runners_session_counters_are_exported() {
+    let hub = TestHub::start().await;
+    let before = hub.get("/metrics").send().await.unwrap().text().await.unwrap();
+    assert!(
+        !before.contains("hapi_session_restarts_total "),
+        "no runner, no series: {before}"
+    );
+    std::fs::write(
+        hub.home().join("runner.state.json"),
+        r#"{"pid": 1, "sessions": {"limits": "memory 2G", "cgroupReady": true, "cgroup": "ok", "restart": "on-failure:2",
+            "restartBackoffMs": 1000, "startGraceMs": 30000, "restarts": 2, "oomKills": 1}}"#,
+    )
+    .unwrap();
+    let text = hub.get("/metrics").send().await.unwrap().text().await.unwrap();
+    for line in [
+        "hapi_session_restarts_total 2",
+        "hapi_session_oom_kills_total 1",
+        "hapi_session_cgroup_limits 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in {text}");
+    }
+}

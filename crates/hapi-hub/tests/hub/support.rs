@@ -19,6 +19,11 @@ pub struct TestHub {
 }
 
 impl TestHub {
+    /// The hub's `$HAPI_HOME`.
+    pub fn home(&self) -> &std::path::Path {
+        self._home.path()
+    }
+
     pub async fn start() -> TestHub {
         Self::start_in(tempfile::tempdir().unwrap()).await
     }
