@@ -49,6 +49,8 @@ impl Desktop {
     /// Starts the hub (taking `$HAPI_HOME`'s hub lock) and the runner, in this
     /// process. Fails if another hub owns `$HAPI_HOME`.
     pub fn start(log_path: PathBuf) -> Result<Desktop> {
+        // Like `hapi hub`: a typo in a setting is an error, not a silent default.
+        hapi_cli::config::refuse_unknown()?;
         let config = hapi_hub::HubConfig::from_env().context("invalid configuration")?;
         let home = config.home.clone();
         let token = crate::credentials::owner_token(&config)?;

@@ -502,3 +502,21 @@ fn clicking_a_notification_opens_the_window() {
     drop(app);
     agent.rt.block_on(agent.model.shutdown());
 }
+
+#[test]
+fn the_app_refuses_a_misspelt_setting_and_says_which() {
+    let env = DesktopEnv::start();
+    let out = env
+        .cmd(support::DESKTOP_BIN)
+        .arg("--minimized")
+        .env("HAPI_LISTEN_PROT", "3999")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("HAPI_LISTEN_PROT") && stderr.contains("HAPI_LISTEN_PORT"),
+        "names the typo and its likely meaning: {stderr}"
+    );
+    assert!(!env.hapi_home.join("hub.json").exists(), "no hub was started");
+}
