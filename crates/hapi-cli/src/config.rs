@@ -70,6 +70,8 @@ pub const KEYS: &[Key] = &[
     key("HAPI_BACKUP_INTERVAL", Scope::Hub),
     key("HAPI_BACKUP_KEEP", Scope::Hub),
     key("HAPI_ALLOWED_ORIGINS", Scope::Hub),
+    key("HAPI_TLS_CERT", Scope::Hub),
+    key("HAPI_TLS_KEY", Scope::Hub),
     key("HAPI_RUNNER_HEARTBEAT_INTERVAL", Scope::Runner),
     key("HAPI_RUNNER_HTTP_TIMEOUT", Scope::Runner),
     key(hapi_runner::WORKSPACE_ROOTS_ENV, Scope::Runner),
@@ -222,6 +224,12 @@ fn check() -> i32 {
             ));
             if hub.owner_token.is_some() {
                 summary.push(("owner token", "CLI_API_TOKEN (from the environment)".into()));
+            }
+            if let Some(tls) = &hub.tls {
+                match tls.check() {
+                    Ok(()) => summary.push(("TLS", format!("LAN serves HTTPS with {}", tls.cert.display()))),
+                    Err(e) => problem(e.to_string()),
+                }
             }
         }
         Err(e) => problem(e.to_string()),

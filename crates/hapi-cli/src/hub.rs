@@ -20,6 +20,13 @@ pub struct HubArgs {
     /// Address to listen on, HOST:PORT (overrides HAPI_LISTEN_HOST and HAPI_LISTEN_PORT).
     #[arg(long, value_name = "HOST:PORT")]
     listen: Option<SocketAddr>,
+    /// PEM certificate chain the phone's LAN listener serves HTTPS with
+    /// (overrides HAPI_TLS_CERT; needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert (overrides HAPI_TLS_KEY).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 pub async fn run(args: HubArgs) -> Result<()> {
@@ -27,6 +34,9 @@ pub async fn run(args: HubArgs) -> Result<()> {
     let mut config = HubConfig::from_env().context("invalid hub configuration")?;
     if let Some(listen) = args.listen {
         config.listen = listen;
+    }
+    if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
+        config.tls = Some(hapi_hub::TlsFiles { cert, key });
     }
     let hub = HubInstance::start(config).await?;
     let url = hub.url.clone();

@@ -54,6 +54,50 @@ pub struct HubConfig {
     /// (`HAPI_ALLOWED_ORIGINS`, comma-separated, e.g. `http://localhost:5173`
     /// for the UI's dev server). Loopback on the hub's own port is always allowed.
     pub allowed_origins: Vec<String>,
+    /// The certificate and key the remote listener serves TLS with on the LAN
+    /// provider (`HAPI_TLS_CERT`, `HAPI_TLS_KEY`, PEM files; both or neither).
+    /// Read and checked when the hub starts ([`crate::AppState::open`]).
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files of the hub's own TLS: `HAPI_TLS_CERT` (the certificate chain,
+/// end-entity first) and `HAPI_TLS_KEY` (its private key: PKCS#8, RSA or EC).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain.
+    pub cert: PathBuf,
+    /// The private key.
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// `HAPI_TLS_CERT` and `HAPI_TLS_KEY` as read (empty counts as unset):
+    /// both or neither.
+    pub fn from_vars(cert: Option<String>, key: Option<String>) -> Result<Option<TlsFiles>, HubConfigError> {
+        match (cert, key) {
+            (None, None) => Ok(None),
+            (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+                cert: cert.into(),
+                key: key.into(),
+            })),
+            (Some(cert), None) => Err(HubConfigError::Invalid {
+                var: "HAPI_TLS_CERT",
+                value: cert,
+                reason: "HAPI_TLS_KEY is not set: give both the certificate and its key, or neither".into(),
+            }),
+            (None, Some(key)) => Err(HubConfigError::Invalid {
+                var: "HAPI_TLS_KEY",
+                value: key,
+                reason: "HAPI_TLS_CERT is not set: give both the certificate and its key, or neither".into(),
+            }),
+        }
+    }
+
+    /// Reads and checks the files as the hub does when it starts (for `hapi
+    /// config check`).
+    pub fn check(&self) -> Result<(), crate::TlsError> {
+        crate::tls::HubTls::load(self).map(drop)
+    }
 }
 
 impl std::fmt::Debug for HubConfig {
@@ -69,6 +113,7 @@ impl std::fmt::Debug for HubConfig {
             .field("metrics_token", &self.metrics_token.as_ref().map(|_| "<redacted>"))
             .field("pairing_ttl", &self.pairing_ttl)
             .field("allowed_origins", &self.allowed_origins)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -135,6 +180,7 @@ impl HubConfig {
             }
             allowed_origins.push(origin.to_owned());
         }
+        let tls = TlsFiles::from_vars(var("HAPI_TLS_CERT"), var("HAPI_TLS_KEY"))?;
         Ok(HubConfig {
             home,
             listen: SocketAddr::new(host, port),
@@ -145,6 +191,7 @@ impl HubConfig {
             metrics_token,
             pairing_ttl: crate::DEFAULT_PAIRING_TTL,
             allowed_origins,
+            tls,
         })
     }
 
@@ -160,6 +207,7 @@ impl HubConfig {
             metrics_token: None,
             pairing_ttl: crate::DEFAULT_PAIRING_TTL,
             allowed_origins: Vec::new(),
+            tls: None,
         }
     }
 
@@ -189,7 +237,30 @@ pub(crate) fn check_metrics_token(token: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::check_metrics_token;
+    use super::{TlsFiles, check_metrics_token};
+
+    #[test]
+    fn tls_files_come_in_pairs() {
+        assert_eq!(TlsFiles::from_vars(None, None).unwrap(), None);
+        assert_eq!(
+            TlsFiles::from_vars(Some("/c.pem".into()), Some("/k.pem".into())).unwrap(),
+            Some(TlsFiles {
+                cert: "/c.pem".into(),
+                key: "/k.pem".into()
+            })
+        );
+        let only_cert = TlsFiles::from_vars(Some("/c.pem".into()), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            only_cert.contains("HAPI_TLS_CERT") && only_cert.contains("HAPI_TLS_KEY is not set"),
+            "{only_cert}"
+        );
+        let only_key = TlsFiles::from_vars(None, Some("/k.pem".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(only_key.contains("HAPI_TLS_CERT is not set"), "{only_key}");
+    }
 
     #[test]
     fn metrics_token_must_be_long_and_printable() {

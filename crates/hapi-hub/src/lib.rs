@@ -18,6 +18,7 @@ mod remote;
 mod routes;
 mod runner_links;
 mod security;
+mod tls;
 mod writer;
 
 use std::future::Future;
@@ -30,9 +31,10 @@ use hapi_store::Store;
 use tokio::net::TcpListener;
 
 pub use backups::BackupSchedule;
-pub use config::{HubConfig, HubConfigError};
+pub use config::{HubConfig, HubConfigError, TlsFiles};
 pub use error::ApiError;
 pub use pairing::DEFAULT_PAIRING_TTL;
+pub use tls::TlsError;
 pub use writer::{LiveEvent, Writer};
 
 use links::Links;
@@ -56,6 +58,9 @@ pub enum HubError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The TLS certificate or key (`HAPI_TLS_CERT`, `HAPI_TLS_KEY`) cannot be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// Shared state of a running hub. Cheap to clone.
@@ -121,6 +126,7 @@ impl AppState {
             let what = what.to_owned();
             move |source| HubError::Io { what, source }
         };
+        let tls = config.tls.as_ref().map(tls::HubTls::load).transpose()?;
         let store = Arc::new(Store::open(config.db_path(), config.durability)?);
         let writer = Writer::start(&store)?;
         let machine_id = machine_id(&config.home).map_err(io("cannot read or create machine-id"))?;
@@ -141,7 +147,7 @@ impl AppState {
                 closing: tokio::sync::watch::channel(false).0,
                 devices: devices::Devices::default(),
                 pairing: pairing::Offers::default(),
-                remote: remote::Remote::default(),
+                remote: remote::Remote::new(tls),
                 local_addr: std::sync::OnceLock::new(),
             }),
         })

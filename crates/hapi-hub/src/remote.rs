@@ -17,6 +17,11 @@
 //!
 //! The remote listener accepts at most [`MAX_REMOTE_CONNECTIONS`] connections
 //! at once (further ones wait in the kernel's backlog).
+//!
+//! With the user's certificate (`HAPI_TLS_CERT`, `HAPI_TLS_KEY`) the LAN
+//! provider's remote listener serves TLS itself (`crate::tls`): its URL is
+//! `https://IP:PORT` and it needs no consent. Tunnels keep a plain-HTTP
+//! listener on 127.0.0.1 (their TLS, if any, ends in the tunnel).
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -42,6 +47,7 @@ use tokio::task::JoinHandle;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiJson, ApiQuery};
+use crate::tls::{HubTls, TlsListener};
 
 /// Most connections the remote listener serves at once.
 pub(crate) const MAX_REMOTE_CONNECTIONS: usize = 64;
@@ -59,6 +65,8 @@ pub(crate) struct RemoteCtx {
     pub closing: watch::Receiver<bool>,
     /// The address it is bound to.
     pub listener: SocketAddr,
+    /// Whether it serves TLS (its own address is then an `https` origin).
+    pub tls: bool,
     /// The tunnel's status (the public URL it is reachable at now).
     pub status: watch::Receiver<TunnelStatus>,
 }
@@ -109,14 +117,19 @@ pub(crate) struct Remote {
     /// Bumped by every change, to cancel a start that is still waiting.
     changes: watch::Sender<u64>,
     phase: std::sync::Mutex<Phase>,
+    /// The hub's own certificate, for the LAN provider.
+    tls: Option<HubTls>,
 }
 
-impl Default for Remote {
-    fn default() -> Self {
+impl Remote {
+    /// Remote access, off; `tls` is the certificate LAN serves, if the user
+    /// gave one.
+    pub(crate) fn new(tls: Option<HubTls>) -> Self {
         Remote {
             op: tokio::sync::Mutex::new(()),
             changes: watch::channel(0).0,
             phase: std::sync::Mutex::new(Phase::Off),
+            tls,
         }
     }
 }
@@ -157,6 +170,8 @@ struct Built {
     provider: Arc<dyn TunnelProvider>,
     port: u16,
     meta: Meta,
+    /// The remote listener serves TLS with this (LAN with a certificate).
+    tls: Option<HubTls>,
 }
 
 fn lan_ip(bind: &str) -> Result<IpAddr, ApiError> {
@@ -185,7 +200,9 @@ fn bore_host(host: &str) -> Result<String, ApiError> {
     Ok(host.to_owned())
 }
 
-fn build(choice: &RemoteProvider) -> Result<Built, ApiError> {
+/// The provider `choice` describes; LAN serves TLS with `tls` when given.
+fn build(choice: &RemoteProvider, tls: Option<&HubTls>) -> Result<Built, ApiError> {
+    let mut served_tls = None;
     let (provider, port, shown): (Arc<dyn TunnelProvider>, u16, RemoteProvider) = match choice {
         RemoteProvider::Lan { bind, port } => {
             let ip = lan_ip(bind)?;
@@ -193,7 +210,14 @@ fn build(choice: &RemoteProvider) -> Result<Built, ApiError> {
                 bind: ip.to_string(),
                 port: *port,
             };
-            (Arc::new(Lan::new(ip)), *port, shown)
+            let lan = match tls {
+                Some(tls) => {
+                    served_tls = Some(tls.clone());
+                    Lan::new(ip).with_tls(tls.trusted().clone())
+                }
+                None => Lan::new(ip),
+            };
+            (Arc::new(lan), *port, shown)
         }
         RemoteProvider::Bore { host, secret } => {
             let host = bore_host(host)?;
@@ -212,7 +236,12 @@ fn build(choice: &RemoteProvider) -> Result<Built, ApiError> {
         transport: transport_security(provider.transport()),
         sse: provider.supports_sse(),
     };
-    Ok(Built { provider, port, meta })
+    Ok(Built {
+        provider,
+        port,
+        meta,
+        tls: served_tls,
+    })
 }
 
 fn off() -> RemoteAccess {
@@ -324,7 +353,7 @@ impl Remote {
         choice: &RemoteProvider,
         consent: Option<String>,
     ) -> Result<RemoteAccess, ApiError> {
-        let built = build(choice)?;
+        let built = build(choice, self.tls.as_ref())?;
         if built.provider.requires_consent() {
             let notice = built.provider.consent_notice().unwrap_or_default();
             if consent.as_deref() != Some(notice.as_str()) {
@@ -333,7 +362,12 @@ impl Remote {
         }
         let (_guard, epoch) = self.begin_change().await;
         self.stop_locked(state).await;
-        let Built { provider, port, meta } = built;
+        let Built {
+            provider,
+            port,
+            meta,
+            tls,
+        } = built;
         *self.phase() = Phase::Starting(meta.clone());
         let fail = |detail: String, failures: u64| {
             *self.phase() = Phase::Failed {
@@ -365,11 +399,12 @@ impl Remote {
         let ctx = RemoteCtx {
             closing: closing.clone(),
             listener: local,
+            tls: tls.is_some(),
             status: tunnel.subscribe(),
         };
         let server = Server {
             stop,
-            task: spawn_server(state, listener, ctx, closing),
+            task: spawn_server(state, listener, tls, ctx, closing),
         };
         let mut changes = self.changes.subscribe();
         let ready = tokio::select! {
@@ -406,28 +441,39 @@ impl Remote {
     }
 }
 
-/// Serves the phone-facing router on `listener` until `closing` (or the hub's
-/// shutdown).
+/// Serves the phone-facing router on `listener` (over TLS with `tls`) until
+/// `closing` (or the hub's shutdown).
 fn spawn_server(
     state: &AppState,
     listener: TcpListener,
+    tls: Option<HubTls>,
     ctx: RemoteCtx,
     mut closing: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     let app = crate::routes::phone_router(state.clone(), ctx).into_make_service();
     let hub_closing = state.closing();
     tokio::spawn(async move {
-        let listener = Capped {
-            inner: listener,
-            permits: Arc::new(Semaphore::new(MAX_REMOTE_CONNECTIONS)),
-        };
+        let permits = Arc::new(Semaphore::new(MAX_REMOTE_CONNECTIONS));
         let shutdown = async move {
             tokio::select! {
                 _ = closing.wait_for(|c| *c) => {}
                 _ = hub_closing => {}
             }
         };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        let served = match tls {
+            None => {
+                let listener = Capped {
+                    inner: listener,
+                    permits,
+                };
+                axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+            }
+            Some(tls) => match TlsListener::new(listener, permits, &tls) {
+                Ok(listener) => axum::serve(listener, app).with_graceful_shutdown(shutdown).await,
+                Err(e) => Err(e),
+            },
+        };
+        if let Err(e) = served {
             tracing::warn!(error = %e, "remote listener failed");
         }
     })
@@ -440,10 +486,10 @@ struct Capped {
 }
 
 impl axum::serve::Listener for Capped {
-    type Io = CappedIo;
+    type Io = CappedIo<TcpStream>;
     type Addr = SocketAddr;
 
-    async fn accept(&mut self) -> (CappedIo, SocketAddr) {
+    async fn accept(&mut self) -> (CappedIo<TcpStream>, SocketAddr) {
         let permit = Arc::clone(&self.permits)
             .acquire_owned()
             .await
@@ -452,7 +498,7 @@ impl axum::serve::Listener for Capped {
         if let Err(e) = io.set_nodelay(true) {
             tracing::warn!(error = %e, "cannot set TCP_NODELAY");
         }
-        (CappedIo { io, _permit: permit }, addr)
+        (CappedIo::new(io, permit), addr)
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -461,18 +507,24 @@ impl axum::serve::Listener for Capped {
 }
 
 /// A connection holding one permit of its listener until it closes.
-struct CappedIo {
-    io: TcpStream,
+pub(crate) struct CappedIo<T> {
+    io: T,
     _permit: OwnedSemaphorePermit,
 }
 
-impl AsyncRead for CappedIo {
+impl<T> CappedIo<T> {
+    pub(crate) fn new(io: T, permit: OwnedSemaphorePermit) -> Self {
+        CappedIo { io, _permit: permit }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for CappedIo<T> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
     }
 }
 
-impl AsyncWrite for CappedIo {
+impl<T: AsyncWrite + Unpin> AsyncWrite for CappedIo<T> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
     }
@@ -532,8 +584,12 @@ pub(crate) struct ConsentQuery {
 
 /// `GET /api/remote/consent?kind=lan[&bind=IP]|bore&host=H|tailscale|cloudflared`
 /// (owner): the exact notice `PUT /api/remote` wants back in
-/// `plaintext_consent` (`null` for encrypted providers).
-pub(crate) async fn consent(ApiQuery(q): ApiQuery<ConsentQuery>) -> Result<Json<RemoteConsent>, ApiError> {
+/// `plaintext_consent` (`null` for encrypted providers, LAN with the hub's
+/// certificate included).
+pub(crate) async fn consent(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<ConsentQuery>,
+) -> Result<Json<RemoteConsent>, ApiError> {
     let choice = match q.kind.as_str() {
         "lan" => RemoteProvider::Lan {
             bind: q.bind.unwrap_or_default(),
@@ -553,7 +609,7 @@ pub(crate) async fn consent(ApiQuery(q): ApiQuery<ConsentQuery>) -> Result<Json<
             )));
         }
     };
-    let built = build(&choice)?;
+    let built = build(&choice, state.remote().tls.as_ref())?;
     Ok(Json(RemoteConsent {
         notice: built.provider.consent_notice(),
     }))

@@ -209,7 +209,8 @@ pub(crate) fn remote_allowed(ctx: &RemoteCtx) -> Allowed {
         require_host: true,
         ..Allowed::default()
     };
-    allowed.push("http", ip_host(ctx.listener.ip()), Some(ctx.listener.port()));
+    let scheme = if ctx.tls { "https" } else { "http" };
+    allowed.push(scheme, ip_host(ctx.listener.ip()), Some(ctx.listener.port()));
     if let Some(url) = ctx.status.borrow().state.public_url()
         && let Some(a) = parse_origin(url)
     {

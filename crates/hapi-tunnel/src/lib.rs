@@ -8,7 +8,9 @@
 //! ([`Transport`]).
 //!
 //! Providers:
-//! - [`Lan`]: the remote listener itself is bound to a LAN address; plain HTTP.
+//! - [`Lan`]: the remote listener itself is bound to a LAN address; plain HTTP,
+//!   or HTTPS with the user's certificate ([`Lan::with_tls`]), which ends on
+//!   this machine.
 //! - [`Bore`]: an in-process `bore` client (the `bore-cli` crate) to a
 //!   self-hosted bore server; raw TCP, so plain HTTP.
 //! - [`TailscaleServe`]: drives the user's `tailscale` CLI; HTTPS that ends on
@@ -38,6 +40,7 @@ mod process;
 mod providers;
 mod status;
 mod supervisor;
+mod trust;
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -46,7 +49,7 @@ use std::pin::Pin;
 use tokio::sync::watch;
 
 pub use error::TunnelError;
-pub use probe::{HEALTH_PATH, probe};
+pub use probe::{HEALTH_PATH, probe, probe_trusting};
 pub use process::SearchPath;
 pub use providers::bore::{BORE_CONTROL_PORT, Bore};
 pub use providers::cloudflared::{CloudflaredQuick, parse_quick_tunnel_url};
@@ -54,6 +57,7 @@ pub use providers::lan::{Lan, LanAddress, lan_addresses};
 pub use providers::tailscale::{TailscaleSelf, TailscaleServe, parse_tailscale_status};
 pub use status::{NOT_STARTED, STOPPED, StatusCell, Transport, TunnelState, TunnelStatus};
 pub use supervisor::{Backoff, PlaintextConsent, Ready, Tunnel, TunnelOptions};
+pub use trust::TrustedCertificate;
 
 /// A boxed, `Send` future: what [`TunnelProvider`]'s async methods return, so the
 /// trait stays object-safe (`Arc<dyn TunnelProvider>`).
@@ -134,6 +138,13 @@ pub trait TunnelProvider: Send + Sync + 'static {
     /// not through cloudflared quick tunnels; the UI should use WebSocket there).
     fn supports_sse(&self) -> bool {
         true
+    }
+
+    /// The certificate the hub itself serves on this path, which the health
+    /// probe trusts instead of the public roots (`None`: the public roots, or
+    /// plain HTTP).
+    fn trusted_certificate(&self) -> Option<&TrustedCertificate> {
+        None
     }
 
     /// Makes `local` (the bound remote listener) reachable and returns the

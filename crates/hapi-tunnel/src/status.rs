@@ -13,8 +13,8 @@ use tokio::sync::watch;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Transport {
-    /// TLS from the phone ends on this machine (Tailscale Serve): only the two
-    /// ends see plaintext.
+    /// TLS from the phone ends on this machine (Tailscale Serve; LAN with the
+    /// hub's own certificate): only the two ends see plaintext.
     TlsAtThisMachine,
     /// TLS from the phone ends at the provider's edge (Cloudflare), which sees
     /// plaintext before forwarding it.

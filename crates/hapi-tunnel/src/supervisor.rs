@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::{TunnelError, TunnelProvider, TunnelStatus, probe};
+use crate::{TunnelError, TunnelProvider, TunnelStatus, probe, probe_trusting};
 
 /// Capped exponential backoff with jitter between restarts.
 #[derive(Clone, Debug, PartialEq)]
@@ -231,7 +231,8 @@ impl Tunnel {
             let left = deadline.saturating_duration_since(Instant::now());
             let public_url = self.wait_up(left).await?;
             let left = deadline.saturating_duration_since(Instant::now());
-            let err = match probe(&public_url, left.min(Duration::from_secs(10))).await {
+            let err = match probe_provider(self.provider.as_ref(), &public_url, left.min(Duration::from_secs(10))).await
+            {
                 Ok(latency) => {
                     return Ok(Ready { public_url, latency });
                 }
@@ -312,6 +313,14 @@ async fn supervise(
     info!(provider = %kind, "tunnel stopped");
 }
 
+/// Probes `url` trusting what `provider` says its path serves.
+async fn probe_provider(provider: &dyn TunnelProvider, url: &str, timeout: Duration) -> Result<Duration, TunnelError> {
+    match provider.trusted_certificate() {
+        Some(trusted) => probe_trusting(url, timeout, trusted).await,
+        None => probe(url, timeout).await,
+    }
+}
+
 /// Returns when the tunnel is lost: `None` when the provider reported it
 /// (and counted it), `Some(reason)` when the health probes failed.
 async fn until_lost(provider: &dyn TunnelProvider, url: &str, options: &TunnelOptions) -> Option<String> {
@@ -327,7 +336,7 @@ async fn until_lost(provider: &dyn TunnelProvider, url: &str, options: &TunnelOp
         let mut misses = 0;
         loop {
             tokio::time::sleep(every).await;
-            match probe(url, options.health_timeout).await {
+            match probe_provider(provider, url, options.health_timeout).await {
                 Ok(_) => misses = 0,
                 Err(e) => {
                     misses += 1;

@@ -8,3 +8,4 @@ mod link;
 mod machines;
 mod ops;
 mod phone;
+mod tls;

@@ -4,31 +4,57 @@
 //! address ([`TunnelProvider::listen_ip`]) and this provider reports
 //! `http://IP:PORT`. It is the default for a first pairing at home, and it is
 //! plaintext: anyone on that network can read the traffic, so it needs consent.
+//!
+//! With the user's certificate ([`Lan::with_tls`]) the hub serves TLS on that
+//! listener itself: the URL is `https://IP:PORT`, TLS ends on this machine, and
+//! no consent is needed. The health probe then trusts that certificate (and
+//! only it), and the certificate must name the address.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use crate::status::StatusCell;
-use crate::{BoxFuture, ProviderKind, Transport, TunnelError, TunnelProvider, url_host};
+use crate::{BoxFuture, ProviderKind, Transport, TrustedCertificate, TunnelError, TunnelProvider, url_host};
 
-/// The hub's remote listener on a LAN address, plain HTTP.
+/// The hub's remote listener on a LAN address: plain HTTP, or HTTPS with the
+/// user's certificate.
 #[derive(Debug)]
 pub struct Lan {
     bind: IpAddr,
+    tls: Option<TrustedCertificate>,
     cell: StatusCell,
 }
 
 impl Lan {
-    /// A LAN provider publishing `bind` (one of [`lan_addresses`]).
+    /// A LAN provider publishing `bind` (one of [`lan_addresses`]), plain HTTP.
     pub fn new(bind: IpAddr) -> Self {
         Lan {
             bind,
+            tls: None,
             cell: StatusCell::new(Transport::Plaintext),
+        }
+    }
+
+    /// The remote listener serves TLS with `certificate` (the hub does the
+    /// handshake): the URL becomes `https://IP:PORT`, the transport
+    /// [`Transport::TlsAtThisMachine`], no consent is needed, and the health
+    /// probe trusts `certificate`. [`start`](TunnelProvider::start) fails
+    /// (permanently) when the certificate does not name the address.
+    pub fn with_tls(self, certificate: TrustedCertificate) -> Self {
+        Lan {
+            bind: self.bind,
+            tls: Some(certificate),
+            cell: StatusCell::new(Transport::TlsAtThisMachine),
         }
     }
 
     /// The address the phone connects to.
     pub fn bind(&self) -> IpAddr {
         self.bind
+    }
+
+    /// Whether the remote listener is to serve TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 }
 
@@ -38,10 +64,17 @@ impl TunnelProvider for Lan {
     }
 
     fn transport(&self) -> Transport {
-        Transport::Plaintext
+        if self.tls.is_some() {
+            Transport::TlsAtThisMachine
+        } else {
+            Transport::Plaintext
+        }
     }
 
     fn consent_notice(&self) -> Option<String> {
+        if self.tls.is_some() {
+            return None;
+        }
         Some(format!(
             "The LAN connection uses plain HTTP: anyone on the same network as {} (the same \
              Wi-Fi, or whoever runs it) can read the traffic, including the pairing code and \
@@ -52,6 +85,10 @@ impl TunnelProvider for Lan {
 
     fn listen_ip(&self) -> IpAddr {
         self.bind
+    }
+
+    fn trusted_certificate(&self) -> Option<&TrustedCertificate> {
+        self.tls.as_ref()
     }
 
     fn start(&self, local: SocketAddr) -> BoxFuture<'_, Result<String, TunnelError>> {
@@ -69,7 +106,18 @@ impl TunnelProvider for Lan {
                 self.cell.failed(err.to_string());
                 return Err(err);
             }
-            let url = format!("http://{}:{}", url_host(&self.bind.to_string()), local.port());
+            if let Some(certificate) = &self.tls
+                && let Err(reason) = certificate.check_names(self.bind)
+            {
+                let err = TunnelError::Config {
+                    provider: ProviderKind::Lan,
+                    reason,
+                };
+                self.cell.failed(err.to_string());
+                return Err(err);
+            }
+            let scheme = if self.tls.is_some() { "https" } else { "http" };
+            let url = format!("{scheme}://{}:{}", url_host(&self.bind.to_string()), local.port());
             self.cell.up(&url);
             Ok(url)
         })

@@ -1,10 +1,14 @@
-//! The LAN provider, the consent rule and the health-driven restart.
+//! The LAN provider, the consent rule, the health-driven restart, and LAN
+//! with the user's TLS certificate.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hapi_tunnel::{Lan, PlaintextConsent, Transport, Tunnel, TunnelError, TunnelProvider, TunnelState, lan_addresses};
+use hapi_tunnel::{
+    Lan, PlaintextConsent, Transport, TrustedCertificate, Tunnel, TunnelError, TunnelProvider, TunnelState,
+    lan_addresses, probe, probe_trusting,
+};
 
 use crate::common::{HealthServer, LOCALHOST, quick_options, wait_status};
 
@@ -98,4 +102,174 @@ async fn a_tunnel_that_stops_answering_its_probe_is_restarted() {
     // keep failing until the hub answers again).
     wait_status(&mut status, Duration::from_secs(5), "up again", |s| s.state.is_up()).await;
     tunnel.stop().await;
+}
+
+/// A `/health` stand-in that serves TLS with `chain` and `key` (HTTP/1.1, one
+/// request per connection).
+struct TlsHealthServer {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TlsHealthServer {
+    async fn start(chain: Vec<Vec<u8>>, key: Vec<u8>) -> TlsHealthServer {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio_rustls::rustls;
+        let chain = chain.into_iter().map(rustls::pki_types::CertificateDer::from).collect();
+        let key = rustls::pki_types::PrivateKeyDer::try_from(key).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind((LOCALHOST, 0)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            loop {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tls.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let body = r#"{"status":"ok","version":"test","uptime_s":0}"#;
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = tls.write_all(answer.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        TlsHealthServer { addr, task }
+    }
+}
+
+impl Drop for TlsHealthServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A self-signed certificate for `names` (IP addresses become IP entries of
+/// its subjectAltName): (certificate DER, PKCS#8 key DER).
+fn self_signed(names: &[&str]) -> (Vec<u8>, Vec<u8>) {
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let made = rcgen::generate_simple_self_signed(names).unwrap();
+    (made.cert.der().to_vec(), made.signing_key.serialize_der())
+}
+
+#[tokio::test]
+async fn lan_with_tls_is_https_ending_here_without_consent_and_its_probe_trusts_that_certificate() {
+    let (cert, key) = self_signed(&["127.0.0.1"]);
+    let hub = TlsHealthServer::start(vec![cert.clone()], key).await;
+    let trusted = TrustedCertificate::new(vec![cert]).unwrap();
+    let lan = Arc::new(Lan::new(LOCALHOST).with_tls(trusted));
+    assert!(lan.is_tls());
+    assert_eq!(lan.listen_ip(), LOCALHOST);
+    assert_eq!(lan.transport(), Transport::TlsAtThisMachine);
+    assert_eq!(lan.status().transport, Transport::TlsAtThisMachine);
+    assert!(!lan.requires_consent());
+    assert_eq!(lan.consent_notice(), None);
+    assert!(lan.trusted_certificate().is_some());
+
+    // No consent needed; the supervisor's probe trusts the certificate.
+    let tunnel = Tunnel::start(lan.clone(), hub.addr, quick_options(None)).unwrap();
+    let ready = tunnel.ready(Duration::from_secs(5)).await.unwrap();
+    let url = format!("https://127.0.0.1:{}", hub.addr.port());
+    assert_eq!(ready.public_url, url);
+    assert_eq!(tunnel.status().transport, Transport::TlsAtThisMachine);
+
+    // Verification is not off: the public roots do not know this certificate.
+    let err = probe(&url, Duration::from_secs(5)).await.unwrap_err();
+    assert!(err.to_string().contains("UnknownIssuer"), "{err}");
+    // Nor does plain HTTP reach a TLS listener.
+    let plain = format!("http://127.0.0.1:{}", hub.addr.port());
+    assert!(probe(&plain, Duration::from_secs(5)).await.is_err());
+    tunnel.stop().await;
+}
+
+#[tokio::test]
+async fn lan_with_tls_refuses_a_certificate_that_does_not_name_its_address() {
+    let (cert, key) = self_signed(&["localhost", "192.168.1.20"]);
+    let hub = TlsHealthServer::start(vec![cert.clone()], key).await;
+    let trusted = TrustedCertificate::new(vec![cert]).unwrap();
+    let lan = Lan::new(LOCALHOST).with_tls(trusted.clone());
+    let err = lan.start(hub.addr).await.unwrap_err();
+    assert!(
+        matches!(err, TunnelError::Config { .. }) && err.is_permanent(),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("not valid for 127.0.0.1") && text.contains("IP:127.0.0.1"),
+        "{text}"
+    );
+    assert!(matches!(lan.status().state, TunnelState::Failed { .. }));
+
+    // The probe says the same when it meets it: the phone would refuse it too.
+    let url = format!("https://127.0.0.1:{}", hub.addr.port());
+    let err = probe_trusting(&url, Duration::from_secs(5), &trusted)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("does not name this address"), "{err}");
+    // The names it has are fine.
+    let by_name = format!("https://localhost:{}", hub.addr.port());
+    probe_trusting(&by_name, Duration::from_secs(5), &trusted)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_probe_trusts_a_certificate_from_a_private_ca_and_no_other() {
+    // A private CA (trusted on the phone, unknown here) and two certificates it issued.
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.distinguished_name = rcgen::DistinguishedName::new();
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "HAPI test private CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap()).unwrap();
+    let issue = || {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(rcgen::DnType::CommonName, "hub");
+        let cert = params.signed_by(&key, &ca).unwrap();
+        (cert.der().to_vec(), key.serialize_der())
+    };
+    let (ours, our_key) = issue();
+    let (other, other_key) = issue();
+
+    // The file holds the end-entity certificate only: it is accepted as is.
+    let trusted = TrustedCertificate::new(vec![ours.clone()]).unwrap();
+    let hub = TlsHealthServer::start(vec![ours], our_key).await;
+    let url = format!("https://127.0.0.1:{}", hub.addr.port());
+    probe_trusting(&url, Duration::from_secs(5), &trusted).await.unwrap();
+
+    // Another certificate of the same CA is not the configured one.
+    let impostor = TlsHealthServer::start(vec![other], other_key).await;
+    let url = format!("https://127.0.0.1:{}", impostor.addr.port());
+    let err = probe_trusting(&url, Duration::from_secs(5), &trusted)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("UnknownIssuer"), "{err}");
+
+    // With the CA in the file, the chain is checked the ordinary way.
+    let with_ca = TrustedCertificate::new(vec![ca.der().to_vec()]).unwrap();
+    probe_trusting(&url, Duration::from_secs(5), &with_ca).await.unwrap();
+
+    assert!(TrustedCertificate::new(Vec::new()).is_err());
+    assert!(TrustedCertificate::new(vec![b"not a certificate".to_vec()]).is_err());
 }
