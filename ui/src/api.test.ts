@@ -55,3 +55,15 @@ describe("HubApi.hubInfo", () => {
     await expect(new HubApi("t", () => {}).hubInfo()).rejects.toThrow("boom");
   });
 });
+
+describe("HubApi.consentNotice", () => {
+  it("returns the notice, or null when the path needs none (LAN over the hub's HTTPS)", async () => {
+    const fetchMock = stubFetch(200, { notice: "Plain HTTP on 192.168.1.20." });
+    expect(await new HubApi("t", () => {}).consentNotice("lan", "192.168.1.20")).toBe("Plain HTTP on 192.168.1.20.");
+    expect(fetchMock.mock.calls[0][0]).toContain("/api/remote/consent?kind=lan&bind=192.168.1.20");
+    stubFetch(200, { notice: null });
+    expect(await new HubApi("t", () => {}).consentNotice("lan")).toBeNull();
+    stubFetch(200, { notice: "" });
+    await expect(new HubApi("t", () => {}).consentNotice("lan")).rejects.toThrow("no consent notice");
+  });
+});

@@ -227,12 +227,15 @@ export class HubApi {
    * `GET /api/remote/consent?kind=…&bind=|host=…`: the exact notice a person must
    * accept for a plaintext provider. The notice names the address (LAN bind, bore
    * host), so it is asked for the address the person typed; empty: the hub's default.
+   * `null`: the hub needs no consent there (LAN served over its own HTTPS).
    */
-  async consentNotice(kind: ConsentKind, target = ""): Promise<string> {
+  async consentNotice(kind: ConsentKind, target = ""): Promise<string | null> {
     let query = `kind=${encodeURIComponent(kind)}`;
     if (target) query += `&${kind === "bore" ? "host" : "bind"}=${encodeURIComponent(target)}`;
     const answer = await this.request<unknown>("GET", `/api/remote/consent?${query}`);
     const notice = (answer as { notice?: unknown } | null)?.notice;
+    // `null`: no consent needed on this path (LAN when the hub serves HTTPS with its own certificate).
+    if (notice === null) return null;
     if (typeof notice !== "string" || !notice.trim()) {
       throw new ApiError(200, "internal", "The hub gave no consent notice for this connection.");
     }

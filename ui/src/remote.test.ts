@@ -68,6 +68,13 @@ describe("consent gating", () => {
     });
   });
 
+  it("LAN that the hub serves over HTTPS (no notice) needs no tick and sends no consent", () => {
+    expect(canTurnOn(lan, { notice: null, accepted: false, encrypted: true })).toBe(true);
+    expect(turnOnBody(lan, { notice: null, accepted: false, encrypted: true })).toEqual({
+      body: { provider: { kind: "lan", bind: "", port: 0 } },
+    });
+  });
+
   it("an encrypted provider needs none and sends none", () => {
     const ts: ProviderForm = { ...defaultProviderForm, kind: "tailscale" };
     expect(turnOnBody(ts, { notice: null, accepted: false })).toEqual({ body: { provider: { kind: "tailscale" } } });
@@ -134,6 +141,15 @@ describe("RemoteAccessStore", () => {
     expect(await t.store.turnOn(defaultProviderForm, true)).toEqual({ ok: true });
     expect(t.puts).toEqual([{ provider: { kind: "lan", bind: "", port: 0 }, plaintext_consent: "Notice for lan" }]);
     expect(t.store.access?.state).toBe("starting");
+  });
+
+  it("turns LAN on without consent when the hub says it needs none (its own HTTPS)", async () => {
+    const t = setup({ consentNotice: vi.fn(async () => null) });
+    expect((await t.store.turnOn(defaultProviderForm, false)).ok).toBe(false); // not asked yet
+    await t.store.loadConsent("lan");
+    expect(t.store.consent("lan")).toEqual({ status: "ready", notice: null });
+    expect(await t.store.turnOn(defaultProviderForm, false)).toEqual({ ok: true });
+    expect(t.puts).toEqual([{ provider: { kind: "lan", bind: "", port: 0 } }]);
   });
 
   it("asks for the notice of the address typed, and sends that one", async () => {

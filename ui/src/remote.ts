@@ -140,22 +140,23 @@ export function providerFromForm(form: ProviderForm): { provider: RemoteProvider
 /**
  * The `PUT /api/remote` body that turns phone access on, or why it cannot be
  * sent yet. A plaintext provider needs the notice (as the hub gave it) and the
- * person's tick; the notice goes back verbatim.
+ * person's tick; the notice goes back verbatim. `encrypted`: the hub answered
+ * that this path needs no notice (LAN with the hub's certificate).
  */
 export function turnOnBody(
   form: ProviderForm,
-  consent: { notice: string | null; accepted: boolean },
+  consent: { notice: string | null; accepted: boolean; encrypted?: boolean },
 ): { body: SetRemoteAccess } | { error: string } {
   const built = providerFromForm(form);
   if ("error" in built) return built;
-  if (!needsConsent(form.kind)) return { body: { provider: built.provider } };
+  if (!needsConsent(form.kind) || consent.encrypted) return { body: { provider: built.provider } };
   if (consent.notice === null) return { error: "The notice for this connection has not loaded yet." };
   if (!consent.accepted) return { error: "Read the notice and tick the box to use an unencrypted connection." };
   return { body: { provider: built.provider, plaintext_consent: consent.notice } };
 }
 
 /** Whether "Turn on" can be pressed. */
-export function canTurnOn(form: ProviderForm, consent: { notice: string | null; accepted: boolean }): boolean {
+export function canTurnOn(form: ProviderForm, consent: { notice: string | null; accepted: boolean; encrypted?: boolean }): boolean {
   return "body" in turnOnBody(form, consent);
 }
 
@@ -164,7 +165,12 @@ function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-export type ConsentLoad = { status: "loading" } | { status: "ready"; notice: string } | { status: "error"; error: string };
+/**
+ * A consent notice as loaded. `notice: null` when ready: the hub needs no
+ * consent on this path after all (LAN when it serves HTTPS with its own
+ * certificate, `HAPI_TLS_CERT`).
+ */
+export type ConsentLoad = { status: "loading" } | { status: "ready"; notice: string | null } | { status: "error"; error: string };
 
 export type TurnOnResult =
   | { ok: true }
@@ -315,10 +321,10 @@ export class RemoteAccessStore {
     this.emit();
   }
 
-  private consentFor(form: ProviderForm): string | null {
-    if (!needsConsent(form.kind)) return null;
+  private consentFor(form: ProviderForm): { notice: string | null; encrypted: boolean } {
+    if (!needsConsent(form.kind)) return { notice: null, encrypted: false };
     const c = this.consents.get(consentKey(form.kind, consentTarget(form)));
-    return c?.status === "ready" ? c.notice : null;
+    return c?.status === "ready" ? { notice: c.notice, encrypted: c.notice === null } : { notice: null, encrypted: false };
   }
 
   /**
@@ -327,7 +333,7 @@ export class RemoteAccessStore {
    * notice changed), the notice is reloaded and must be accepted again.
    */
   async turnOn(form: ProviderForm, accepted: boolean): Promise<TurnOnResult> {
-    const built = turnOnBody(form, { notice: this.consentFor(form), accepted });
+    const built = turnOnBody(form, { ...this.consentFor(form), accepted });
     if ("error" in built) return { ok: false, error: built.error };
     this.busyFlag = true;
     this.emit();

@@ -111,6 +111,8 @@ export function PhonePanel(props: { store: RemoteAccessStore; onClose: () => voi
 
   const consent = needsConsent(form.kind) ? store.consent(form.kind as ConsentKind, target) : null;
   const notice = consent?.status === "ready" ? consent.notice : null;
+  // The hub serves this path with its own certificate (HTTPS): nothing to accept.
+  const encrypted = consent?.status === "ready" && consent.notice === null;
   const state = access?.state ?? "off";
 
   const turnOn = async () => {
@@ -314,6 +316,12 @@ export function PhonePanel(props: { store: RemoteAccessStore; onClose: () => voi
                     </button>
                   </p>
                 )}
+                {encrypted && (
+                  <p class="hint" data-testid="consent-not-needed">
+                    The hub serves this address over HTTPS with its own certificate: encrypted to this machine. The
+                    phone must trust that certificate.
+                  </p>
+                )}
                 {notice !== null && (
                   <>
                     <p class="consent-notice" data-testid="consent-notice">
@@ -334,7 +342,7 @@ export function PhonePanel(props: { store: RemoteAccessStore; onClose: () => voi
             )}
 
             <div class="remote-actions">
-              <button type="submit" class="primary" data-testid="remote-on" disabled={busy || !canTurnOn(form, { notice, accepted })}>
+              <button type="submit" class="primary" data-testid="remote-on" disabled={busy || !canTurnOn(form, { notice, accepted, encrypted })}>
                 {busy ? "Turning on…" : "Turn on"}
               </button>
             </div>
