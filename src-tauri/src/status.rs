@@ -176,6 +176,7 @@ mod tests {
             state,
             pending_approvals: 0,
             last_seq: 0,
+            skip_approvals: false,
             created_at: String::new(),
             updated_at: String::new(),
         }

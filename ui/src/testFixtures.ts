@@ -16,6 +16,7 @@ export function session(id: string, over: Partial<Session> = {}): Session {
     state: "idle",
     pending_approvals: 0,
     last_seq: 0,
+    skip_approvals: false,
     created_at: "2026-01-01T00:00:00Z",
     updated_at: "2026-01-01T00:00:00Z",
     ...over,

@@ -58,6 +58,24 @@ pub struct HubConfig {
     /// provider (`HAPI_TLS_CERT`, `HAPI_TLS_KEY`, PEM files; both or neither).
     /// Read and checked when the hub starts ([`crate::AppState::open`]).
     pub tls: Option<TlsFiles>,
+    /// Days the audit log keeps an entry (`HAPI_AUDIT_RETENTION_DAYS`, default
+    /// 90); older entries are pruned at start and daily.
+    pub audit_retention_days: u32,
+}
+
+/// Default of `HAPI_AUDIT_RETENTION_DAYS`.
+pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 90;
+
+/// `HAPI_AUDIT_RETENTION_DAYS`: whole days, 1 to 36500.
+pub(crate) fn parse_retention_days(value: &str) -> Result<u32, HubConfigError> {
+    match value.trim().parse::<u32>() {
+        Ok(days) if (1..=36_500).contains(&days) => Ok(days),
+        _ => Err(HubConfigError::Invalid {
+            var: "HAPI_AUDIT_RETENTION_DAYS",
+            value: value.into(),
+            reason: "expected a number of days from 1 to 36500 (e.g. 90)".into(),
+        }),
+    }
 }
 
 /// The PEM files of the hub's own TLS: `HAPI_TLS_CERT` (the certificate chain,
@@ -114,6 +132,7 @@ impl std::fmt::Debug for HubConfig {
             .field("pairing_ttl", &self.pairing_ttl)
             .field("allowed_origins", &self.allowed_origins)
             .field("tls", &self.tls)
+            .field("audit_retention_days", &self.audit_retention_days)
             .finish()
     }
 }
@@ -181,6 +200,10 @@ impl HubConfig {
             allowed_origins.push(origin.to_owned());
         }
         let tls = TlsFiles::from_vars(var("HAPI_TLS_CERT"), var("HAPI_TLS_KEY"))?;
+        let audit_retention_days = match var("HAPI_AUDIT_RETENTION_DAYS") {
+            Some(v) => parse_retention_days(&v)?,
+            None => DEFAULT_AUDIT_RETENTION_DAYS,
+        };
         Ok(HubConfig {
             home,
             listen: SocketAddr::new(host, port),
@@ -192,6 +215,7 @@ impl HubConfig {
             pairing_ttl: crate::DEFAULT_PAIRING_TTL,
             allowed_origins,
             tls,
+            audit_retention_days,
         })
     }
 
@@ -208,6 +232,7 @@ impl HubConfig {
             pairing_ttl: crate::DEFAULT_PAIRING_TTL,
             allowed_origins: Vec::new(),
             tls: None,
+            audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
         }
     }
 
@@ -237,7 +262,17 @@ pub(crate) fn check_metrics_token(token: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{TlsFiles, check_metrics_token};
+    use super::{TlsFiles, check_metrics_token, parse_retention_days};
+
+    #[test]
+    fn audit_retention_is_whole_days() {
+        assert_eq!(parse_retention_days("90").unwrap(), 90);
+        assert_eq!(parse_retention_days(" 1 ").unwrap(), 1);
+        for bad in ["0", "-1", "90d", "", "40000"] {
+            let e = parse_retention_days(bad).unwrap_err().to_string();
+            assert!(e.contains("HAPI_AUDIT_RETENTION_DAYS"), "{e}");
+        }
+    }
 
     #[test]
     fn tls_files_come_in_pairs() {

@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 mod assets;
+mod audit;
 pub mod auth;
 mod backups;
 mod config;
@@ -14,6 +15,7 @@ mod error;
 mod links;
 mod metrics;
 mod pairing;
+pub mod policy;
 mod remote;
 mod routes;
 mod runner_links;
@@ -50,6 +52,10 @@ pub enum HubError {
     /// The owner token could not be found or created (the message says what to do).
     #[error("cannot get the owner token: {0}")]
     Credentials(#[from] auth::CredentialError),
+    /// `$HAPI_HOME/policy.toml` is invalid (the message has its line, column and
+    /// reason). The hub does not start rather than run without the policy.
+    #[error("invalid approval policy {0}; fix it (or move it away to ask for every request) and start the hub again")]
+    Policy(String),
     /// `$HAPI_HOME` or a file in it could not be used.
     #[error("{what}: {source}")]
     Io {
@@ -93,6 +99,10 @@ struct Inner {
     remote: remote::Remote,
     /// The local listener's address, once [`serve`] has it (for the Host check).
     local_addr: std::sync::OnceLock<std::net::SocketAddr>,
+    /// The approval policy in effect (`$HAPI_HOME/policy.toml`).
+    policy: std::sync::RwLock<Arc<policy::Policy>>,
+    /// Serializes policy replacements (write the file, then swap).
+    policy_update: tokio::sync::Mutex<()>,
 }
 
 impl AppState {
@@ -127,6 +137,7 @@ impl AppState {
             move |source| HubError::Io { what, source }
         };
         let tls = config.tls.as_ref().map(tls::HubTls::load).transpose()?;
+        let policy = policy::Policy::load(&config.home).map_err(HubError::Policy)?;
         let store = Arc::new(Store::open(config.db_path(), config.durability)?);
         let writer = Writer::start(&store)?;
         let machine_id = machine_id(&config.home).map_err(io("cannot read or create machine-id"))?;
@@ -149,6 +160,8 @@ impl AppState {
                 pairing: pairing::Offers::default(),
                 remote: remote::Remote::new(tls),
                 local_addr: std::sync::OnceLock::new(),
+                policy: std::sync::RwLock::new(Arc::new(policy)),
+                policy_update: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -207,6 +220,20 @@ impl AppState {
         self.inner.local_addr.get().copied()
     }
 
+    /// The approval policy in effect.
+    pub fn policy(&self) -> Arc<policy::Policy> {
+        self.inner.policy.read().expect("policy lock poisoned").clone()
+    }
+
+    /// Replaces the policy in effect (after its file was written).
+    pub(crate) fn set_policy(&self, policy: policy::Policy) {
+        *self.inner.policy.write().expect("policy lock poisoned") = Arc::new(policy);
+    }
+
+    pub(crate) fn policy_update(&self) -> &tokio::sync::Mutex<()> {
+        &self.inner.policy_update
+    }
+
     /// Where the owner token is kept, and why not in the keychain if it is not.
     pub fn credentials(&self) -> &hapi_protocol::CredentialInfo {
         &self.inner.credentials
@@ -258,7 +285,8 @@ pub fn router(state: AppState) -> Router {
 /// Serves the hub on `listener` until `shutdown` resolves, then drains in-flight
 /// requests. Registers this machine first, and marks every live session
 /// `disconnected` (and every machine `offline`) until its wrapper (or runner)
-/// reconnects. Runs the scheduled backups (`config.backups`) while it serves.
+/// reconnects. Runs the scheduled backups (`config.backups`) and the audit
+/// log's retention (`config.audit_retention_days`) while it serves.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -282,6 +310,7 @@ pub async fn serve(
         })
         .await?;
     tokio::spawn(routes::ops::upkeep(state.metrics().clone(), state.closing()));
+    tokio::spawn(audit::retention(state.clone()));
     let closing = state.inner.closing.clone();
     if let Ok(addr) = listener.local_addr() {
         let _ = state.inner.local_addr.set(addr);

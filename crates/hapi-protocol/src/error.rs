@@ -47,6 +47,9 @@ pub enum ErrorCode {
     TunnelFailed,
     /// The request's Host or Origin is not this hub's.
     ForbiddenOrigin,
+    /// The approval policy text is invalid; the message starts with
+    /// `line L, column C:` and says why. The policy in effect is unchanged.
+    InvalidPolicy,
     /// Something failed inside the hub; the request may be retried.
     Internal,
 }

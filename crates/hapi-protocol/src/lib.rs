@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 mod api;
+mod audit;
 mod desktop;
 mod error;
 mod event;
@@ -17,6 +18,7 @@ mod update;
 mod wire;
 
 pub use api::*;
+pub use audit::*;
 pub use desktop::*;
 pub use error::*;
 pub use event::*;

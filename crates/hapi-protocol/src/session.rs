@@ -88,6 +88,11 @@ pub struct Session {
     pub pending_approvals: u32,
     /// Highest per-session message sequence number so far (0 when empty).
     pub last_seq: u64,
+    /// The owner turned on "skip approvals" for this session: its requests are
+    /// allowed without asking (recorded in the audit log; policy `deny` rules
+    /// still deny). Off by default.
+    #[serde(default)]
+    pub skip_approvals: bool,
     /// RFC 3339.
     pub created_at: String,
     /// RFC 3339.
@@ -220,7 +225,8 @@ pub struct Approval {
     pub state: ApprovalState,
     /// The decision, once decided.
     pub decision: Option<Decision>,
-    /// Who decided (`owner`, later a device name or a policy rule).
+    /// Who decided: `owner`, a paired device's name, `policy:<rule name>` or
+    /// `skip-approvals`.
     pub decided_by: Option<String>,
     /// Optional note sent to the agent with the decision.
     pub message: Option<String>,

@@ -1,7 +1,10 @@
 //! Approvals: one row per permission request, decided at most once.
-use hapi_protocol::{Approval, ApprovalState, Decision, EventPayload, HubEvent, PermissionOption};
+use hapi_protocol::{
+    Approval, ApprovalState, AuditEntry, AuditKind, Decision, DecisionChannel, EventPayload, HubEvent, PermissionOption,
+};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
+use crate::audit::append_audit;
 use crate::events::record_event;
 use crate::sessions::announce;
 use crate::{Result, StoreError, now_ms, rfc3339};
@@ -78,14 +81,16 @@ pub(crate) fn create_approval(
     tx: &Transaction,
     session_id: &str,
     request_id: &str,
+    tool_call_id: Option<&str>,
     tool: &str,
     input: &serde_json::Value,
     options: &[PermissionOption],
 ) -> Result<Option<HubEvent>> {
     let id = uuid::Uuid::now_v7().to_string();
     let inserted = tx.execute(
-        "INSERT OR IGNORE INTO approvals (id, session_id, request_id, tool, input, options, state, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7)",
+        "INSERT OR IGNORE INTO approvals (id, session_id, request_id, tool, input, options, state, created_at,
+                                          tool_call_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8)",
         params![
             id,
             session_id,
@@ -93,7 +98,8 @@ pub(crate) fn create_approval(
             tool,
             serde_json::to_string(input)?,
             serde_json::to_string(options)?,
-            now_ms()
+            now_ms(),
+            tool_call_id
         ],
     )?;
     if inserted == 0 {
@@ -104,6 +110,8 @@ pub(crate) fn create_approval(
 
 /// Decides a pending approval. The first decision wins: deciding one that is no
 /// longer pending fails with [`StoreError::AlreadyDecided`] and changes nothing.
+/// The decision is recorded in the audit log (who, which channel, how long
+/// after the request) in the same transaction.
 /// Returns the approval, its session's request id, and the events to publish.
 pub fn decide_approval(
     tx: &Transaction,
@@ -111,18 +119,51 @@ pub fn decide_approval(
     decision: Decision,
     message: Option<&str>,
     decided_by: &str,
+    channel: DecisionChannel,
 ) -> Result<(Approval, String, Vec<HubEvent>)> {
+    let decided_at = now_ms();
     let changed = tx.execute(
         "UPDATE approvals SET state = 'decided', decision = ?2, message = ?3, decided_by = ?4, decided_at = ?5
          WHERE id = ?1 AND state = 'pending'",
-        params![id, decision.as_str(), message, decided_by, now_ms()],
+        params![id, decision.as_str(), message, decided_by, decided_at],
     )?;
     if changed == 0 {
         let current = approval(tx, id)?;
         return Err(StoreError::AlreadyDecided(current.state.as_str()));
     }
-    let request_id: String = tx.query_row("SELECT request_id FROM approvals WHERE id = ?1", [id], |r| r.get(0))?;
+    let (request_id, created_at, tool_call_id): (String, i64, Option<String>) = tx.query_row(
+        "SELECT request_id, created_at, tool_call_id FROM approvals WHERE id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
     let approval = approval(tx, id)?;
+    append_audit(
+        tx,
+        AuditEntry {
+            session_id: approval.session_id.clone(),
+            approval_id: Some(approval.id.clone()),
+            tool_call_id: tool_call_id.clone(),
+            actor: Some(decided_by.to_owned()),
+            channel: Some(channel),
+            decision: Some(decision),
+            tool: Some(approval.tool.clone()),
+            summary: Some(crate::tools::tool_summary(&approval.tool, &approval.input)),
+            latency_ms: Some((decided_at - created_at).max(0) as u64),
+            ..AuditEntry::new(AuditKind::Decision)
+        },
+    )?;
+    if let (Some(session_id), Some(call)) = (&approval.session_id, &tool_call_id) {
+        // The tool call's own row says whether it was allowed, until it finishes.
+        tx.prepare_cached(
+            "UPDATE audit SET outcome = ?3
+             WHERE session_id = ?1 AND tool_call_id = ?2 AND kind = 'tool_call' AND outcome = 'requested'",
+        )?
+        .execute(params![
+            session_id,
+            call,
+            if decision.allows() { "allowed" } else { "denied" }
+        ])?;
+    }
     let mut events = vec![record(tx, approval.clone())?];
     if let Some(session_id) = &approval.session_id {
         // The pending count is part of the session as clients see it.

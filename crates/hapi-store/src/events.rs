@@ -1,9 +1,13 @@
 //! The global event log and the session histories stored in it.
-use hapi_protocol::{EventPayload, HubEvent, Message, SessionState, SessionUpdate};
+use hapi_protocol::{
+    AuditEntry, AuditKind, DecisionChannel, EventPayload, HubEvent, Message, SessionState, SessionUpdate,
+};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use crate::approvals::{cancel_pending, create_approval};
+use crate::audit::{append_audit, audit_tool_call, audit_tool_outcome};
 use crate::sessions::{announce, set_state};
+use crate::tools::tool_summary;
 use crate::{Result, StoreError, now_ms, rfc3339};
 
 /// Appends one row to the event log and returns its global sequence number.
@@ -117,16 +121,50 @@ pub fn append_update(
         }
         SessionUpdate::PermissionRequest {
             request_id,
+            tool_call_id,
             tool,
             input,
             options,
-            ..
         } if !ended => {
-            if let Some(ev) = create_approval(tx, session_id, request_id, tool, input, options)? {
+            audit_tool_call(tx, session_id, tool_call_id.as_deref(), tool, input)?;
+            if let Some(ev) = create_approval(
+                tx,
+                session_id,
+                request_id,
+                tool_call_id.as_deref(),
+                tool,
+                input,
+                options,
+            )? {
                 events.push(ev);
                 // The pending count is part of the session as clients see it.
                 events.push(announce(tx, session_id)?);
             }
+        }
+        SessionUpdate::ToolCall {
+            tool_call_id,
+            name,
+            input,
+            ..
+        } => audit_tool_call(tx, session_id, Some(tool_call_id), name, input)?,
+        SessionUpdate::ToolCallUpdate {
+            tool_call_id, status, ..
+        } => audit_tool_outcome(tx, session_id, tool_call_id, *status)?,
+        SessionUpdate::PermissionAutoDecided { tool, input, decision } => {
+            // The wrapper answered by itself from a session rule ("always").
+            append_audit(
+                tx,
+                AuditEntry {
+                    session_id: Some(session_id.to_owned()),
+                    actor: Some("session-rule".into()),
+                    channel: Some(DecisionChannel::Policy),
+                    decision: Some(*decision),
+                    tool: Some(tool.clone()),
+                    summary: Some(tool_summary(tool, input)),
+                    latency_ms: Some(0),
+                    ..AuditEntry::new(AuditKind::Decision)
+                },
+            )?;
         }
         SessionUpdate::SessionEnded { .. } => {
             tx.execute("UPDATE sessions SET turn_open = 0 WHERE id = ?1", [session_id])?;

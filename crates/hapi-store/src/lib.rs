@@ -1,7 +1,7 @@
 //! The hub's SQLite store.
 //!
 //! One database file holds machines, sessions, their histories, approvals, the
-//! global event log and the per-session command outbox. Design points:
+//! global event log, the per-session command outbox and the audit log. Design points:
 //! - **One event log.** Every change the hub announces is a row of `events`, whose
 //!   `seq` (INTEGER PRIMARY KEY AUTOINCREMENT) is the global, monotonic sequence
 //!   number clients resume from. A session's history entries are the `message`
@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 mod approvals;
+mod audit;
 pub mod backup;
 mod clock;
 mod devices;
@@ -24,6 +25,7 @@ mod machines;
 mod outbox;
 mod schema;
 mod sessions;
+pub mod tools;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -34,6 +36,7 @@ use rusqlite::{Connection, OpenFlags};
 pub use rusqlite;
 
 pub use approvals::{approval, create_machine_approval, decide_approval, list_approvals};
+pub use audit::{AuditQuery, append_audit, list_audit, prune_audit};
 pub use clock::{now_ms, rfc3339};
 pub use devices::{create_device, device_by_token_hash, list_devices, revoke_all_devices, revoke_device, touch_device};
 pub use events::{Appended, append_update, events_after, head_seq, messages_after, messages_before};
@@ -44,7 +47,7 @@ pub use outbox::{ack_commands, enqueue_command, pending_commands};
 pub use schema::SCHEMA_VERSION;
 pub use sessions::{
     create_session, list_sessions, mark_all_disconnected, mark_connected, mark_disconnected, session,
-    session_token_hash,
+    session_token_hash, set_skip_approvals,
 };
 
 /// Everything that can go wrong in the store.

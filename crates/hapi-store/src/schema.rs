@@ -116,6 +116,32 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX devices_active ON devices(revoked_at, created_at);
     "#,
+    // 5: the audit log (approval decisions, mutating tool calls, admin changes),
+    // pruned by `at` (HAPI_AUDIT_RETENTION_DAYS); and a per-session opt-in to
+    // skip approvals. No foreign keys: the log outlives what it records.
+    r#"
+    ALTER TABLE sessions ADD COLUMN skip_approvals INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE approvals ADD COLUMN tool_call_id TEXT;
+    CREATE TABLE audit (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        at            INTEGER NOT NULL,     -- ms since the epoch
+        kind          TEXT NOT NULL,        -- decision | tool_call | admin
+        session_id    TEXT,
+        approval_id   TEXT,
+        tool_call_id  TEXT,
+        actor         TEXT,
+        channel       TEXT,
+        decision      TEXT,
+        tool          TEXT,
+        summary       TEXT,
+        latency_ms    INTEGER,
+        outcome       TEXT,
+        action        TEXT
+    );
+    CREATE INDEX audit_at ON audit(at);
+    CREATE INDEX audit_session ON audit(session_id, id);
+    CREATE INDEX audit_tool_call ON audit(session_id, tool_call_id) WHERE tool_call_id IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this build creates and understands.

@@ -1,12 +1,12 @@
 //! Sessions: creation, lookup, and the connection-driven state changes.
-use hapi_protocol::{AgentKind, EventPayload, HubEvent, Session, SessionState};
+use hapi_protocol::{AgentKind, AuditEntry, AuditKind, EventPayload, HubEvent, Session, SessionState};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use crate::events::record_event;
 use crate::{Result, StoreError, now_ms, rfc3339};
 
 const SELECT: &str = "SELECT s.id, s.agent, s.cwd, s.state, s.last_seq, s.created_at, s.updated_at,
-    (SELECT COUNT(*) FROM approvals a WHERE a.session_id = s.id AND a.state = 'pending')
+    (SELECT COUNT(*) FROM approvals a WHERE a.session_id = s.id AND a.state = 'pending'), s.skip_approvals
     FROM sessions s";
 
 fn from_row(row: &Row) -> rusqlite::Result<Session> {
@@ -28,6 +28,7 @@ fn from_row(row: &Row) -> rusqlite::Result<Session> {
         created_at: rfc3339(row.get(5)?),
         updated_at: rfc3339(row.get(6)?),
         pending_approvals: row.get::<_, i64>(7)? as u32,
+        skip_approvals: row.get(8)?,
     })
 }
 
@@ -74,6 +75,42 @@ pub fn create_session(
         unreachable!()
     };
     Ok((session.clone(), event))
+}
+
+/// Turns a session's "skip approvals" on or off, records who did it in the
+/// audit log, and announces the session. Setting it to what it already is
+/// changes and records nothing.
+pub fn set_skip_approvals(tx: &Transaction, id: &str, enabled: bool, actor: &str) -> Result<(Session, Vec<HubEvent>)> {
+    let current = session(tx, id)?;
+    if current.skip_approvals == enabled {
+        return Ok((current, Vec::new()));
+    }
+    tx.execute(
+        "UPDATE sessions SET skip_approvals = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, enabled, now_ms()],
+    )?;
+    crate::audit::append_audit(
+        tx,
+        AuditEntry {
+            session_id: Some(id.to_owned()),
+            actor: Some(actor.to_owned()),
+            action: Some(
+                if enabled {
+                    "skip_approvals_enabled"
+                } else {
+                    "skip_approvals_disabled"
+                }
+                .into(),
+            ),
+            summary: Some(current.cwd.clone()),
+            ..AuditEntry::new(AuditKind::Admin)
+        },
+    )?;
+    let event = announce(tx, id)?;
+    let EventPayload::Session { session } = &event.payload else {
+        unreachable!()
+    };
+    Ok((session.clone(), vec![event]))
 }
 
 /// Sets the state and announces the session, unless it is already in that state.

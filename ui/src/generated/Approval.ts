@@ -42,7 +42,8 @@ state: ApprovalState,
  */
 decision: Decision | null, 
 /**
- * Who decided (`owner`, later a device name or a policy rule).
+ * Who decided: `owner`, a paired device's name, `policy:<rule name>` or
+ * `skip-approvals`.
  */
 decided_by: string | null, 
 /**

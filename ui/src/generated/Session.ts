@@ -31,6 +31,12 @@ pending_approvals: number,
  */
 last_seq: number, 
 /**
+ * The owner turned on "skip approvals" for this session: its requests are
+ * allowed without asking (recorded in the audit log; policy `deny` rules
+ * still deny). Off by default.
+ */
+skip_approvals: boolean, 
+/**
  * RFC 3339.
  */
 created_at: string, 

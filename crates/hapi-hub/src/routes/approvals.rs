@@ -1,15 +1,19 @@
 //! `/api/approvals`: list pending requests and decide them. The first decision
-//! wins; the decision reaches the session through its outbox.
+//! wins; the decision reaches the session through its outbox. The approval
+//! policy decides through the same path ([`apply_policy`]).
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use hapi_protocol::{
-    ApprovalList, ApprovalResponse, ApprovalState, DecideApproval, HubFrame, SessionCommand, SpawnSession,
+    Approval, ApprovalList, ApprovalResponse, ApprovalState, DecideApproval, Decision, DecisionChannel, EventPayload,
+    HubEvent, HubFrame, PolicyAction, SessionCommand, SpawnSession,
 };
+use hapi_store::rusqlite::Transaction;
 use serde::Deserialize;
 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson, ApiQuery};
+use crate::policy::{Policy, PolicyRequest};
 use crate::routes::machines::{CREATE_DIRECTORY, spawn_on};
 
 const MAX_NOTE: usize = 16 * 1024;
@@ -60,36 +64,17 @@ pub(super) async fn decide(
         ),
         Caller::Device(device) => (device.name, hapi_protocol::DecisionChannel::Phone),
     };
-    // Decided, and for a session's request queued for its wrapper, in one transaction.
+    // Decided, audited, and for a session's request queued for its wrapper, in one transaction.
     let (approval, delivery) = state
         .writer()
         .write(move |tx| {
-            let (approval, request_id, events) =
-                hapi_store::decide_approval(tx, &id, decision, body.message.as_deref(), &decided_by)?;
-            let delivery = match &approval.session_id {
-                Some(session_id) => {
-                    let command = SessionCommand::Decide {
-                        request_id,
-                        decision,
-                        message: body.message,
-                    };
-                    let outbox_id = hapi_store::enqueue_command(tx, session_id, &command)?;
-                    Some((session_id.clone(), outbox_id, command))
-                }
-                None => None,
-            };
+            let (approval, delivery, events) = decide_in(tx, &id, decision, body.message, &decided_by, channel)?;
             Ok(((approval, delivery), events))
         })
         .await?;
-    tracing::info!(approval_id = %approval.id, session_id = ?approval.session_id, machine_id = ?approval.machine_id,
-        decision = decision.as_str(), channel = channel.as_str(), "approval decided");
-    if let Some(latency) = decision_latency(&approval) {
-        state.metrics().approval_decided(channel, latency);
-    }
-    if let Some((session_id, outbox_id, command)) = delivery {
-        state
-            .links()
-            .push(&session_id, HubFrame::Command { id: outbox_id, command });
+    let delivered = delivery.is_some();
+    after_decided(&state, &approval, channel, delivery);
+    if delivered {
         return Ok(Json(ApprovalResponse {
             approval,
             session_id: None,
@@ -127,6 +112,132 @@ pub(super) async fn decide(
         session_id,
         error,
     }))
+}
+
+/// A decision's command for the session's wrapper, committed to its outbox.
+pub(crate) struct Delivery {
+    session_id: String,
+    outbox_id: u64,
+    command: SessionCommand,
+}
+
+/// The one decision path, inside the writer's transaction: marks the approval
+/// decided (the first decision wins), records it in the audit log, and for a
+/// session's request queues `Decide` in the session's outbox. After the
+/// COMMIT, call [`after_decided`].
+pub(crate) fn decide_in(
+    tx: &Transaction,
+    id: &str,
+    decision: Decision,
+    message: Option<String>,
+    decided_by: &str,
+    channel: DecisionChannel,
+) -> hapi_store::Result<(Approval, Option<Delivery>, Vec<HubEvent>)> {
+    let (approval, request_id, events) =
+        hapi_store::decide_approval(tx, id, decision, message.as_deref(), decided_by, channel)?;
+    let delivery = match &approval.session_id {
+        Some(session_id) => {
+            let command = SessionCommand::Decide {
+                request_id,
+                decision,
+                message,
+            };
+            let outbox_id = hapi_store::enqueue_command(tx, session_id, &command)?;
+            Some(Delivery {
+                session_id: session_id.clone(),
+                outbox_id,
+                command,
+            })
+        }
+        None => None,
+    };
+    Ok((approval, delivery, events))
+}
+
+/// After a decision committed: log it, record its latency by channel, and push
+/// the command to the wrapper if it is connected (else it waits in the outbox).
+pub(crate) fn after_decided(
+    state: &AppState,
+    approval: &Approval,
+    channel: DecisionChannel,
+    delivery: Option<Delivery>,
+) {
+    tracing::info!(approval_id = %approval.id, session_id = ?approval.session_id, machine_id = ?approval.machine_id,
+        decision = ?approval.decision, decided_by = ?approval.decided_by, channel = channel.as_str(), "approval decided");
+    if let Some(latency) = decision_latency(approval) {
+        state.metrics().approval_decided(channel, latency);
+    }
+    if let Some(Delivery {
+        session_id,
+        outbox_id,
+        command,
+    }) = delivery
+    {
+        state
+            .links()
+            .push(&session_id, HubFrame::Command { id: outbox_id, command });
+    }
+}
+
+/// A request the hub decided by itself: the approval policy, or the session's
+/// "skip approvals".
+pub(crate) struct AutoDecided {
+    approval: Approval,
+    delivery: Option<Delivery>,
+}
+
+impl AutoDecided {
+    /// Logs, measures (channel `policy`) and delivers it; after the COMMIT.
+    pub(crate) fn finish(self, state: &AppState) {
+        after_decided(state, &self.approval, DecisionChannel::Policy, self.delivery);
+    }
+}
+
+/// Message the agent gets when a policy rule denies.
+pub(crate) fn policy_deny_message(rule: &str) -> String {
+    format!("Denied by the HAPI approval policy (rule `{rule}`)")
+}
+
+/// Runs the approval policy on the pending approval that `events` (just
+/// appended for a permission request) created, in the same transaction: a
+/// `deny` rule rejects it; otherwise "skip approvals" on the session, or an
+/// `allow` rule, allows it; else it stays pending for a person. Decisions go
+/// through [`decide_in`] with channel `policy` and `decided_by`
+/// `policy:<rule>` or `skip-approvals`; their events are appended to `events`.
+pub(crate) fn apply_policy(
+    tx: &Transaction,
+    policy: &Policy,
+    session_id: &str,
+    events: &mut Vec<HubEvent>,
+) -> hapi_store::Result<Option<AutoDecided>> {
+    let Some(pending) = events.iter().find_map(|e| match &e.payload {
+        EventPayload::Approval { approval } if approval.state == ApprovalState::Pending => Some(approval.clone()),
+        _ => None,
+    }) else {
+        return Ok(None);
+    };
+    let session = hapi_store::session(tx, session_id)?;
+    let verdict = policy.evaluate(&PolicyRequest {
+        agent: session.agent.as_str(),
+        tool: &pending.tool,
+        input: &pending.input,
+        cwd: &session.cwd,
+    });
+    let rule = verdict.rule.unwrap_or_default();
+    let (decision, decided_by, message) = match verdict.action {
+        PolicyAction::Deny => (
+            Decision::RejectOnce,
+            format!("policy:{rule}"),
+            Some(policy_deny_message(&rule)),
+        ),
+        _ if session.skip_approvals => (Decision::AllowOnce, "skip-approvals".to_owned(), None),
+        PolicyAction::Allow => (Decision::AllowOnce, format!("policy:{rule}"), None),
+        PolicyAction::Ask => return Ok(None),
+    };
+    let (approval, delivery, more) =
+        decide_in(tx, &pending.id, decision, message, &decided_by, DecisionChannel::Policy)?;
+    events.extend(more);
+    Ok(Some(AutoDecided { approval, delivery }))
 }
 
 /// From the request to the decision, by the stored timestamps (zero if the clock

@@ -11,7 +11,7 @@ use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::FuturesOrdered;
 use futures_util::{SinkExt, StreamExt};
-use hapi_protocol::{HubFrame, SessionFrame};
+use hapi_protocol::{HubFrame, SessionFrame, SessionUpdate};
 use tokio::sync::mpsc;
 use tracing::Instrument as _;
 
@@ -19,6 +19,7 @@ use crate::AppState;
 use crate::auth::{bearer, token_hash};
 use crate::error::ApiError;
 use crate::metrics::Source;
+use crate::routes::approvals::apply_policy;
 
 /// Most updates of one connection in flight before reading pauses.
 const MAX_IN_FLIGHT: usize = 4096;
@@ -103,18 +104,30 @@ async fn run(state: AppState, id: String, socket: WebSocket) {
                 match serde_json::from_str::<SessionFrame>(&text) {
                     Ok(SessionFrame::Update { client_seq, update }) => {
                         let sid = id.clone();
+                        // A permission request meets the approval policy in the
+                        // transaction that stores it.
+                        let policy = matches!(update, SessionUpdate::PermissionRequest { .. }).then(|| state.policy());
                         // Queued here, in arrival order; only the commit is awaited later.
                         let queued = state.writer().submit(move |tx| {
-                            let appended = hapi_store::append_update(tx, &sid, Some(client_seq), &update)?;
-                            Ok(((client_seq, appended.duplicate), appended.events))
+                            let mut appended = hapi_store::append_update(tx, &sid, Some(client_seq), &update)?;
+                            let auto = match &policy {
+                                Some(policy) if !appended.duplicate => {
+                                    apply_policy(tx, policy, &sid, &mut appended.events)?
+                                }
+                                _ => None,
+                            };
+                            Ok(((client_seq, appended.duplicate, auto), appended.events))
                         }).await;
                         match queued {
                             Ok(commit) => {
-                                let metrics = state.metrics().clone();
+                                let state = state.clone();
                                 writes.push_back(Box::pin(async move {
-                                    let (client_seq, duplicate) = commit.await.map_err(ApiError::from)?;
+                                    let (client_seq, duplicate, auto) = commit.await.map_err(ApiError::from)?;
                                     if !duplicate {
-                                        metrics.message_ingested(Source::Wrapper);
+                                        state.metrics().message_ingested(Source::Wrapper);
+                                    }
+                                    if let Some(auto) = auto {
+                                        auto.finish(&state);
                                     }
                                     Ok(client_seq)
                                 }));

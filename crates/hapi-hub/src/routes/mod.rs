@@ -1,11 +1,13 @@
 //! Route table. Handlers live in one module per resource.
 mod approvals;
+mod audit;
 mod events;
 mod hub;
 mod link;
 pub(crate) mod machines;
 pub(crate) mod ops;
 mod phone;
+mod policy;
 mod sessions;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -28,6 +30,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/sessions/{id}/messages", get(sessions::messages).post(sessions::send))
         .route("/sessions/{id}/abort", post(sessions::abort))
         .route("/sessions/{id}/stop", post(sessions::stop))
+        .route("/sessions/{id}/skip-approvals", post(sessions::skip_approvals))
         .route("/sessions/{id}/ws", get(link::connect))
         .route("/approvals", get(approvals::list))
         .route("/approvals/{id}", get(approvals::get).post(approvals::decide))
@@ -45,6 +48,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/devices/{id}", delete(devices::revoke))
         .route("/remote", get(remote::get).put(remote::put))
         .route("/remote/consent", get(remote::consent))
+        .route("/audit", get(audit::list))
+        .route("/policy", get(policy::get).put(policy::put))
         .fallback(unknown_api_route)
         .layer(middleware::from_fn_with_state(state.clone(), auth::require_auth));
     let body_limit = state.config().body_limit;

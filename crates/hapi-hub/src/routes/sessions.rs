@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use hapi_protocol::{
     Accepted, CreateSession, CreatedSession, HubFrame, MessagePage, SendMessage, SessionCommand, SessionList,
-    SessionResponse, SessionState, SessionUpdate,
+    SessionResponse, SessionState, SessionUpdate, SetSkipApprovals,
 };
 use hapi_store::StoreError;
 use serde::Deserialize;
@@ -156,4 +156,20 @@ pub(super) async fn stop(
     })
     .await?;
     Ok((StatusCode::ACCEPTED, Json(accepted)))
+}
+
+/// `POST /api/sessions/{id}/skip-approvals` (owner only): turns the session's
+/// "skip approvals" on or off; audited; announced as a `session` event.
+pub(super) async fn skip_approvals(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<SetSkipApprovals>,
+) -> Result<Json<SessionResponse>, ApiError> {
+    let enabled = body.enabled;
+    let session = state
+        .writer()
+        .write(move |tx| hapi_store::set_skip_approvals(tx, &id, enabled, "owner"))
+        .await?;
+    tracing::warn!(session_id = %session.id, enabled, "skip approvals changed");
+    Ok(Json(SessionResponse { session }))
 }

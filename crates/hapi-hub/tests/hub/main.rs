@@ -3,6 +3,7 @@
 mod support;
 
 mod api;
+mod audit;
 mod events;
 mod link;
 mod machines;

@@ -1,8 +1,12 @@
 //! Store tests against real SQLite files in a temporary directory.
-use hapi_protocol::{AgentKind, Decision, EventPayload, PermissionOption, SessionState, SessionUpdate};
+use hapi_protocol::{
+    AgentKind, Decision, DecisionChannel, EventPayload, PermissionOption, SessionState, SessionUpdate,
+};
 use hapi_store::rusqlite::TransactionBehavior;
 use hapi_store::{Durability, Store, StoreError};
 use serde_json::json;
+
+mod audit;
 
 fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -132,7 +136,14 @@ fn approvals_are_created_once_and_decided_once() {
     assert_eq!(pending.len(), 1);
     let aid = pending[0].id.clone();
     let (approval, request_id, _) = write(&store, |tx| {
-        hapi_store::decide_approval(tx, &aid, Decision::RejectOnce, Some("no"), "owner")
+        hapi_store::decide_approval(
+            tx,
+            &aid,
+            Decision::RejectOnce,
+            Some("no"),
+            "owner",
+            DecisionChannel::Web,
+        )
     })
     .unwrap();
     assert_eq!(
@@ -140,7 +151,7 @@ fn approvals_are_created_once_and_decided_once() {
         (Some(Decision::RejectOnce), "r1")
     );
     let second = write(&store, |tx| {
-        hapi_store::decide_approval(tx, &aid, Decision::AllowOnce, None, "owner")
+        hapi_store::decide_approval(tx, &aid, Decision::AllowOnce, None, "owner", DecisionChannel::Web)
     });
     assert!(matches!(second, Err(StoreError::AlreadyDecided("decided"))));
     let stored = store.read(|c| hapi_store::approval(c, &aid)).unwrap();
