@@ -72,6 +72,7 @@ pub const KEYS: &[Key] = &[
     key("HAPI_ALLOWED_ORIGINS", Scope::Hub),
     key("HAPI_TLS_CERT", Scope::Hub),
     key("HAPI_TLS_KEY", Scope::Hub),
+    key("HAPI_AUDIT_RETENTION_DAYS", Scope::Hub),
     key("HAPI_RUNNER_HEARTBEAT_INTERVAL", Scope::Runner),
     key("HAPI_RUNNER_HTTP_TIMEOUT", Scope::Runner),
     key(hapi_runner::WORKSPACE_ROOTS_ENV, Scope::Runner),
@@ -230,6 +231,21 @@ fn check() -> i32 {
                     Ok(()) => summary.push(("TLS", format!("LAN serves HTTPS with {}", tls.cert.display()))),
                     Err(e) => problem(e.to_string()),
                 }
+            }
+            summary.push(("audit log", format!("entries kept {} days", hub.audit_retention_days)));
+            match hapi_hub::policy::Policy::load(&hub.home) {
+                Ok(policy) if policy.summary().is_empty() => {
+                    summary.push(("approval policy", "no rules: every request is asked".into()))
+                }
+                Ok(policy) => summary.push((
+                    "approval policy",
+                    format!(
+                        "{} rules in {}",
+                        policy.summary().len(),
+                        hub.home.join(hapi_hub::policy::POLICY_FILE).display()
+                    ),
+                )),
+                Err(e) => problem(format!("invalid approval policy {e}")),
             }
         }
         Err(e) => problem(e.to_string()),

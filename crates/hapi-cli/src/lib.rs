@@ -4,6 +4,7 @@
 //! it embeds the hub ([`hub::HubInstance`]) and the runner ([`runner::run_embedded`])
 //! from here, and answers `hapi …` subcommands itself ([`main_from`]) when its
 //! runner spawns sessions with it.
+mod audit;
 mod backup;
 mod claude;
 pub mod hub;
@@ -45,6 +46,8 @@ enum Command {
         #[command(subcommand)]
         command: runner::RunnerCommand,
     },
+    /// The audit log: approval decisions, mutating tool calls, policy changes.
+    Audit(audit::AuditArgs),
     /// Backups of the database: make, list, verify and restore them.
     Backup {
         #[command(subcommand)]
@@ -93,6 +96,7 @@ pub fn main_from(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
             Ok(code)
         }
         Command::Backup { command } => backup::run(command),
+        Command::Audit(args) => audit::run(args, &runtime),
     }
 }
 
