@@ -2,6 +2,7 @@
 import type { Approval } from "./generated/Approval";
 import type { ApprovalList } from "./generated/ApprovalList";
 import type { ApprovalResponse } from "./generated/ApprovalResponse";
+import type { AuditList } from "./generated/AuditList";
 import type { DecideApproval } from "./generated/DecideApproval";
 import type { Decision } from "./generated/Decision";
 import type { DecisionChannel } from "./generated/DecisionChannel";
@@ -15,6 +16,7 @@ import type { Machine } from "./generated/Machine";
 import type { MachineList } from "./generated/MachineList";
 import type { MessagePage } from "./generated/MessagePage";
 import type { PairDevice } from "./generated/PairDevice";
+import type { PolicyDocument } from "./generated/PolicyDocument";
 import type { PairedDevice } from "./generated/PairedDevice";
 import type { Pairing } from "./generated/Pairing";
 import type { RemoteAccess } from "./generated/RemoteAccess";
@@ -22,7 +24,9 @@ import type { SendMessage } from "./generated/SendMessage";
 import type { Session } from "./generated/Session";
 import type { SessionList } from "./generated/SessionList";
 import type { SessionResponse } from "./generated/SessionResponse";
+import type { SetPolicy } from "./generated/SetPolicy";
 import type { SetRemoteAccess } from "./generated/SetRemoteAccess";
+import type { SetSkipApprovals } from "./generated/SetSkipApprovals";
 import type { SpawnedSession } from "./generated/SpawnedSession";
 import type { SpawnNeedsApproval } from "./generated/SpawnNeedsApproval";
 import type { SpawnSession } from "./generated/SpawnSession";
@@ -265,5 +269,29 @@ export class HubApi {
   /** `POST /api/devices/revoke-all`: revokes every device and turns phone access off. */
   async revokeAllDevices(): Promise<void> {
     await this.request("POST", "/api/devices/revoke-all");
+  }
+
+  // Audit log and approval policy (owner token only).
+
+  /** `GET /api/audit?…` (the query from `auditQuery`): newest first. */
+  audit(query: string): Promise<AuditList> {
+    return this.request("GET", `/api/audit${query}`);
+  }
+
+  /** `GET /api/policy` */
+  policy(): Promise<PolicyDocument> {
+    return this.request("GET", "/api/policy");
+  }
+
+  /** `PUT /api/policy`: 400 `invalid_policy` (with the line) keeps the old policy. */
+  setPolicy(text: string): Promise<PolicyDocument> {
+    const body: SetPolicy = { text };
+    return this.request("PUT", "/api/policy", body);
+  }
+
+  /** `POST /api/sessions/{id}/skip-approvals` */
+  async setSkipApprovals(id: string, enabled: boolean): Promise<Session> {
+    const body: SetSkipApprovals = { enabled };
+    return (await this.request<SessionResponse>("POST", `/api/sessions/${encodeURIComponent(id)}/skip-approvals`, body)).session;
   }
 }

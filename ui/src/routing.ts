@@ -8,6 +8,9 @@
 // - `#/pair/<secret>`: what a phone opens from the QR code (the secret stays in
 //   the fragment, so it never reaches a server log);
 // - `#/pair`: the phone's form for a typed code.
+//
+// The owner also has `#/audit[?session=<id>]` (the audit log) and `#/policy`
+// (the approval policy editor).
 
 /** The session id in `#/session/<id>[?…]`, or null for the list. */
 export function routeFromHash(hash: string): string | null {
@@ -52,7 +55,17 @@ export type Route =
   /** A phone pairs: with the QR code's secret, or (null) by typing the code. */
   | { kind: "pair"; secret: string | null }
   /** The owner's pairing dialog. */
-  | { kind: "pair-phone" };
+  | { kind: "pair-phone" }
+  /** The audit log (owner), optionally of one session: `#/audit[?session=<id>]`. */
+  | { kind: "audit"; sessionId: string | null }
+  /** The approval policy editor (owner): `#/policy`. */
+  | { kind: "policy" };
+
+export const POLICY_HASH = "#/policy";
+
+export function hashForAudit(sessionId: string | null): string {
+  return sessionId ? `#/audit?session=${encodeURIComponent(sessionId)}` : "#/audit";
+}
 
 export const PAIR_PHONE_HASH = "#/pair-phone";
 export const PAIR_WITH_CODE_HASH = "#/pair";
@@ -62,6 +75,12 @@ export function parseRoute(hash: string): Route {
   const session = routeFromHash(hash);
   if (session !== null) return { kind: "session", id: session };
   if (/^#\/pair-phone(?:[/?#].*)?$/.test(hash)) return { kind: "pair-phone" };
+  if (/^#\/policy(?:[/?#].*)?$/.test(hash)) return { kind: "policy" };
+  const audit = /^#\/audit(?:\?([^#]*))?$/.exec(hash);
+  if (audit) {
+    const session = new URLSearchParams(audit[1] ?? "").get("session");
+    return { kind: "audit", sessionId: session && session.trim() ? session.trim() : null };
+  }
   const m = /^#\/pair(?:\/([^/?#]*))?(?:[/?#].*)?$/.exec(hash);
   if (m) {
     const raw = m[1] ?? "";

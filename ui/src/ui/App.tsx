@@ -26,6 +26,8 @@ import { ApprovalToasts } from "./ApprovalToasts";
 import { DeviceUnpaired, PairPage } from "./PairPage";
 import { PairPhoneDialog } from "./PairPhoneDialog";
 import { PhoneButton, PhonePanel } from "./PhonePanel";
+import { AuditView } from "./AuditView";
+import { PolicyView } from "./PolicyView";
 
 export function App() {
   // Inside the desktop app its injected token is the only one: no sign-in
@@ -149,6 +151,8 @@ function SignedIn(props: { credential: Credential; route: Route; onUnauthorized:
   // A hash change (a click, or the desktop app opening a session) switches the
   // view from whatever it showed before.
   const sessionId = route.kind === "session" ? route.id : null;
+  // The owner's audit log and policy editor take the detail pane.
+  const ownerView = owner && (route.kind === "audit" || route.kind === "policy") ? route : null;
   const hubInfo = useHubInfo(store.api, state.connection === "live", owner);
   // Desktop-app settings (its Tauri commands); null in a plain browser.
   const desktopSettings = useMemo(() => (isDesktopApp() ? new DesktopSettingsStore(desktopBridge()) : null), []);
@@ -185,7 +189,7 @@ function SignedIn(props: { credential: Credential; route: Route; onUnauthorized:
   };
 
   return (
-    <div class={`app ${sessionId ? "has-detail" : "no-detail"} ${owner ? "as-owner" : "as-device"}`}>
+    <div class={`app ${sessionId || ownerView ? "has-detail" : "no-detail"} ${owner ? "as-owner" : "as-device"}`}>
       <header class="topbar">
         <a class="brand" href="#/" aria-label="HAPI, all sessions">
           HAPI
@@ -207,6 +211,16 @@ function SignedIn(props: { credential: Credential; route: Route; onUnauthorized:
         >
           {pending.length ? `${pending.length} waiting` : "0 waiting"}
         </button>
+        {owner && (
+          <nav class="owner-nav" aria-label="Audit and policy">
+            <a class={`header-link ${route.kind === "audit" ? "active" : ""}`} href="#/audit" data-testid="audit-link">
+              Audit
+            </a>
+            <a class={`header-link ${route.kind === "policy" ? "active" : ""}`} href="#/policy" data-testid="policy-link">
+              Policy
+            </a>
+          </nav>
+        )}
         {remote && <PhoneButton store={remote} open={panel === "phone"} onToggle={() => setPanel((p) => (p === "phone" ? null : "phone"))} />}
         {desktopSettings && (
           <SettingsButton open={panel === "settings"} onToggle={() => setPanel((p) => (p === "settings" ? null : "settings"))} />
@@ -232,10 +246,20 @@ function SignedIn(props: { credential: Credential; route: Route; onUnauthorized:
         <aside class="list-pane" aria-label="Sessions">
           <SessionList state={state} selectedId={sessionId} onRetry={() => void store.loadSnapshot()} />
           <MachineList store={store} state={state} />
+          {owner && (
+            <nav class="owner-nav-list" aria-label="Audit and policy">
+              <a href="#/audit">Audit log</a>
+              <a href="#/policy">Approval policy</a>
+            </nav>
+          )}
         </aside>
         <main class="detail-pane">
-          {sessionId ? (
-            <SessionView key={sessionId} store={store} state={state} sessionId={sessionId} desktop={desktopSettings} />
+          {ownerView?.kind === "audit" ? (
+            <AuditView api={store.api} state={state} sessionId={ownerView.sessionId} />
+          ) : ownerView?.kind === "policy" ? (
+            <PolicyView api={store.api} />
+          ) : sessionId ? (
+            <SessionView key={sessionId} store={store} state={state} sessionId={sessionId} desktop={desktopSettings} owner={owner} />
           ) : (
             <div class="empty-detail">
               <p>Select a session to watch it and answer its requests.</p>

@@ -1,6 +1,7 @@
 import { useNow } from "../hub";
 import { pendingApprovals, sortedSessions, type HubState } from "../hubState";
 import { agentLabel, projectName, relativeTime, shortenCwd } from "../sessionFormat";
+import { SkipApprovalsBadge } from "./SkipApprovals";
 import { StateBadge } from "./StateBadge";
 
 export function SessionList(props: { state: HubState; selectedId: string | null; onRetry: () => void }) {
@@ -57,6 +58,7 @@ export function SessionList(props: { state: HubState; selectedId: string | null;
                         {count}
                       </span>
                     )}
+                    {s.skip_approvals && <SkipApprovalsBadge compact />}
                     <StateBadge state={s.state} />
                   </span>
                   <span class="session-sub">

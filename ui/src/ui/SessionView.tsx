@@ -8,7 +8,9 @@ import { ApprovalCard } from "./ApprovalCard";
 import { Composer } from "./Composer";
 import { Conversation } from "./Conversation";
 import { SessionNotifyToggle } from "./DesktopSettings";
+import { SkipApprovalsBadge, SkipApprovalsBanner, SkipApprovalsPrompt, SkipApprovalsToggle, useSkipApprovals } from "./SkipApprovals";
 import { StateBadge } from "./StateBadge";
+import { hashForAudit } from "../routing";
 
 const NEAR_BOTTOM_PX = 80;
 
@@ -18,9 +20,13 @@ export function SessionView(props: {
   sessionId: string;
   /** The desktop app's settings (per-session "Notify"); null in a plain browser. */
   desktop?: DesktopSettingsStore | null;
+  /** The owner (not a paired phone): may switch "skip approvals" and open the audit log. */
+  owner?: boolean;
 }) {
-  const { store, state, sessionId, desktop } = props;
+  const { store, state, sessionId, desktop, owner } = props;
   const session = state.sessions[sessionId];
+  const skip = useSkipApprovals(store.api, sessionId);
+  const skipping = session?.skip_approvals ?? false;
   const history = state.histories[sessionId] ?? emptyHistory;
   const now = useNow(1000);
   const items = useMemo(() => reduceConversation(history.messages), [history.messages]);
@@ -71,7 +77,7 @@ export function SessionView(props: {
 
   return (
     <section class="session-view" aria-label="Session">
-      <div class={`session-header ${desktop ? "with-notify" : ""}`}>
+      <div class={`session-header ${desktop || owner ? "with-notify" : ""}`}>
         <a class="back" href="#/" aria-label="Back to sessions">
           ‹ Sessions
         </a>
@@ -83,7 +89,14 @@ export function SessionView(props: {
             </span>
           )}
         </div>
+        {skipping && <SkipApprovalsBadge />}
         {session && <StateBadge state={session.state} />}
+        {owner && session && <SkipApprovalsToggle control={skip} enabled={skipping} />}
+        {owner && (
+          <a class="header-link" href={hashForAudit(sessionId)} title="This session's audit log" data-testid="session-audit-link">
+            Audit
+          </a>
+        )}
         {desktop && <SessionNotifyToggle store={desktop} sessionId={sessionId} onError={setNotifyError} />}
         {session?.state === "working" && (
           <button type="button" class="danger" onClick={abort} disabled={abortState.busy} data-testid="abort">
@@ -91,6 +104,8 @@ export function SessionView(props: {
           </button>
         )}
       </div>
+      {skipping && <SkipApprovalsBanner />}
+      {owner && <SkipApprovalsPrompt control={skip} enabled={skipping} />}
       {abortState.error && (
         <div class="banner error" role="alert">
           Abort failed: {abortState.error}
