@@ -174,7 +174,10 @@ impl Desktop {
                 .session_id
                 .as_deref()
                 .and_then(|id| sessions.iter().find(|s| s.id == id));
-            let (mut title, body) = crate::status::describe(approval, session);
+            let (mut title, mut body) = crate::status::describe(approval, session);
+            if let Some(reminder) = status.skipping_line() {
+                body = format!("{body}\n{reminder}");
+            }
             if approval.session_id.is_some() {
                 title = crate::status::clip(&title, 120);
             }

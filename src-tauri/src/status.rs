@@ -26,6 +26,8 @@ pub struct TrayStatus {
     pub pending: Vec<PendingItem>,
     /// Phone access, if the hub reports it.
     pub phone: Option<RemoteAccess>,
+    /// Sessions (not ended) whose requests are allowed without asking.
+    pub skipping: Vec<String>,
 }
 
 impl TrayStatus {
@@ -53,7 +55,18 @@ impl TrayStatus {
             waiting: approvals.len(),
             pending,
             phone: None,
+            skipping: sessions
+                .iter()
+                .filter(|s| s.skip_approvals && s.state != SessionState::Ended)
+                .map(session_name)
+                .collect(),
         }
+    }
+
+    /// The reminder shown in the tray and on every notification while any
+    /// session skips approvals: "Skipping approvals: claude · api".
+    pub fn skipping_line(&self) -> Option<String> {
+        (!self.skipping.is_empty()).then(|| clip(&format!("⚠ Skipping approvals: {}", self.skipping.join(", ")), 90))
     }
 
     /// "Phone access: on · https://… · encrypted to this machine", or `None`
@@ -250,6 +263,17 @@ mod tests {
             status.phone_line().unwrap(),
             "Phone access: down, reconnecting (3 failures)"
         );
+    }
+
+    #[test]
+    fn sessions_skipping_approvals_are_named() {
+        let mut on = session("s1", "/w/api", SessionState::Idle);
+        on.skip_approvals = true;
+        let mut ended = session("s2", "/w/old", SessionState::Ended);
+        ended.skip_approvals = true;
+        let status = TrayStatus::new(&[on, ended, session("s3", "/w/web", SessionState::Idle)], &[]);
+        assert_eq!(status.skipping_line().unwrap(), "⚠ Skipping approvals: claude · api");
+        assert_eq!(TrayStatus::new(&[], &[]).skipping_line(), None);
     }
 
     #[test]

@@ -103,6 +103,9 @@ fn menu(app: &AppHandle) -> tauri::Result<Menu<Wry>> {
             items.push(Box::new(MenuItem::with_id(app, OPEN, label, true, None::<&str>)?));
         }
     }
+    if let Some(line) = status.skipping_line() {
+        items.push(Box::new(MenuItem::with_id(app, "skipping", line, false, None::<&str>)?));
+    }
     if let Some(line) = status.phone_line() {
         items.push(Box::new(PredefinedMenuItem::separator(app)?));
         items.push(Box::new(MenuItem::with_id(app, "phone", line, false, None::<&str>)?));

@@ -520,3 +520,26 @@ fn the_app_refuses_a_misspelt_setting_and_says_which() {
     );
     assert!(!env.hapi_home.join("hub.json").exists(), "no hub was started");
 }
+
+#[test]
+fn the_tray_keeps_saying_which_sessions_skip_approvals() {
+    let env = DesktopEnv::start();
+    let app = env.launch(true, &[]);
+    let api = Api::new(&app.url, &env.owner_token());
+    let work = work_dir(&env, "trusted");
+    let (status, created) = api.post("/api/sessions", json!({"agent": "claude", "cwd": work}));
+    assert_eq!(status, 201, "{created}");
+    let id = created["session"]["id"].as_str().unwrap().to_owned();
+    let (status, body) = api.post(&format!("/api/sessions/{id}/skip-approvals"), json!({"enabled": true}));
+    assert_eq!(status, 200, "{body}");
+    poll("the tray's reminder", Duration::from_secs(30), || {
+        env.tray_labels()
+            .contains(&"⚠ Skipping approvals: claude · trusted".to_owned())
+            .then_some(())
+    });
+    let (status, body) = api.post(&format!("/api/sessions/{id}/skip-approvals"), json!({"enabled": false}));
+    assert_eq!(status, 200, "{body}");
+    poll("the reminder to go", Duration::from_secs(30), || {
+        (!env.tray_labels().iter().any(|l| l.starts_with("⚠ Skipping approvals"))).then_some(())
+    });
+}
