@@ -31,7 +31,10 @@ fn check(dir: &Path, vars: &[(&str, &str)]) -> Output {
 #[test]
 fn config_check_names_typos_and_bad_values() {
     let dir = tempfile::tempdir().unwrap();
-    let ok = check(dir.path(), &[("HAPI_LISTEN_PORT", "3999"), ("HAPI_SESSION_RESTART", "on-failure:3")]);
+    let ok = check(
+        dir.path(),
+        &[("HAPI_LISTEN_PORT", "3999"), ("HAPI_SESSION_RESTART", "on-failure:3")],
+    );
     let out = text(&ok.stdout);
     assert!(ok.status.success(), "{out}\n{}", text(&ok.stderr));
     assert!(out.starts_with("Configuration OK"), "{out}");
@@ -58,7 +61,11 @@ fn config_check_names_typos_and_bad_values() {
     );
     assert_eq!(bad.status.code(), Some(1));
     let err = text(&bad.stderr);
-    for var in ["HAPI_SESSION_MEMORY_MAX=\"2\"", "HAPI_RUNNER_HEARTBEAT_INTERVAL=\"abc\"", "HAPI_DB_SYNC=\"sometimes\""] {
+    for var in [
+        "HAPI_SESSION_MEMORY_MAX=\"2\"",
+        "HAPI_RUNNER_HEARTBEAT_INTERVAL=\"abc\"",
+        "HAPI_DB_SYNC=\"sometimes\"",
+    ] {
         assert!(err.contains(var), "{var} not named: {err}");
     }
     assert!(err.contains("3 problems"), "{err}");
@@ -75,7 +82,9 @@ fn hub_and_runner_refuse_to_start_with_an_unknown_setting() {
     let mut cmd = hapi(dir.path(), &[("HAPI_LISTEN_PORT", "0"), ("HAPI_DB_SYNK", "full")]);
     cmd.arg("hub").stdout(Stdio::null());
     let mut hub = Child::spawn("hapi hub", cmd, &dir.path().join("hub.log"));
-    let status = hub.wait_exit(Duration::from_secs(20)).expect("the hub refuses and exits");
+    let status = hub
+        .wait_exit(Duration::from_secs(20))
+        .expect("the hub refuses and exits");
     assert!(!status.success());
     let log = std::fs::read_to_string(dir.path().join("hub.log")).unwrap();
     assert!(
@@ -91,7 +100,10 @@ fn hub_and_runner_refuse_to_start_with_an_unknown_setting() {
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(err.contains("HAPI_SESSION_CPU is not a HAPI setting"), "{err}");
-    assert!(!dir.path().join("hapi-home/runner.state.json").exists(), "no runner started");
+    assert!(
+        !dir.path().join("hapi-home/runner.state.json").exists(),
+        "no runner started"
+    );
 }
 
 #[test]
@@ -137,5 +149,16 @@ fn auth_rotate_refuses_while_the_hub_runs_and_rotates_when_it_is_stopped() {
         };
         assert_eq!(status(old.clone()).await, 401, "the old token is refused");
         assert_eq!(status(new.clone()).await, 200, "the new token opens the hub");
+        // The rotation is in the hub's audit log too.
+        let audit = again.get("/api/audit").await;
+        let rotations: Vec<_> = audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "owner_token_rotated")
+            .collect();
+        assert_eq!(rotations.len(), 1, "{audit}");
+        assert_eq!(rotations[0]["kind"], "admin");
+        assert!(!audit.to_string().contains(&new), "the audit log never holds the token");
     });
 }

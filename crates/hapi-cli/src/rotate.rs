@@ -40,6 +40,10 @@ pub fn rotate() -> Result<i32> {
     };
     let token = hapi_credentials::new_secret();
     let replaced = Vault::open(&home).and_then(|vault| vault.replace(&OWNER_TOKEN, &token));
+    if let Ok(credential) = &replaced {
+        // Still holding the hub lock: no hub writes meanwhile.
+        record_in_audit_table(&config, credential.store);
+    }
     lock.release();
     let credential =
         replaced.with_context(|| format!("cannot rotate the owner token of HAPI_HOME={}", home.display()))?;
@@ -74,11 +78,37 @@ fn running_hub_url(home: &Path, pid: u32) -> Option<String> {
     (state.pid == pid).then_some(state.url)
 }
 
+/// Records the rotation in the hub's audit table (`hapi audit` and the UI's
+/// audit view show it), written directly: the hub is stopped and we hold its
+/// lock. A home without a database yet has nothing to record it in.
+fn record_in_audit_table(config: &hapi_hub::HubConfig, store: StoreKind) {
+    let path = config.db_path();
+    if !path.exists() {
+        return;
+    }
+    let kept = match store {
+        StoreKind::Keychain => "kept in the OS keychain",
+        StoreKind::File => "kept in the 0600 token file",
+    };
+    let written = (|| -> hapi_store::Result<()> {
+        let db = hapi_store::Store::open(&path, config.durability)?;
+        let mut conn = db.writer()?;
+        let tx = conn.transaction()?;
+        let mut entry = hapi_protocol::AuditEntry::new(hapi_protocol::AuditKind::Admin);
+        entry.actor = Some("owner".into());
+        entry.channel = Some(hapi_protocol::DecisionChannel::Cli);
+        entry.action = Some("owner_token_rotated".into());
+        entry.summary = Some(format!("owner token rotated ({kept})"));
+        hapi_store::append_audit(&tx, entry)?;
+        tx.commit()?;
+        Ok(())
+    })();
+    if let Err(e) = written {
+        eprintln!("hapi: warning: the rotation could not be recorded in the audit log: {e}");
+    }
+}
+
 /// Records the rotation: a log line, and a JSON line in `logs/audit.log`.
-///
-/// AUDIT HOOK: when the hub's audit table exists, record `owner_token_rotated`
-/// there as well (the hub is stopped during a rotation, so write it through
-/// the store directly, or have the hub import `logs/audit.log` at start).
 fn record(home: &Path, store: StoreKind) {
     let store = match store {
         StoreKind::Keychain => "keychain",
