@@ -325,3 +325,47 @@ pub fn cmdline(pid: u32) -> String {
         .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim().to_owned())
         .unwrap_or_default()
 }
+
+/// One of the `tests/browser/*.test.mjs` scripts running under `node --test`
+/// (playwright-core driving Debian's Chromium), with its inputs in the
+/// environment; its output is kept in `dir` for the failure message.
+pub struct BrowserTest {
+    node: Child,
+    out_log: PathBuf,
+    err_log: PathBuf,
+}
+
+impl BrowserTest {
+    /// Starts `script` with `env` (plus `HAPI_TEST_ARTIFACTS`, default `dir/artifacts`).
+    pub fn start(dir: &Path, script: &str, env: &[(&str, &std::ffi::OsStr)]) -> BrowserTest {
+        let browser_dir = repo().join("tests/browser");
+        assert!(
+            browser_dir.join("node_modules/playwright-core").is_dir(),
+            "playwright-core is missing: run `scripts/setup.sh --test`"
+        );
+        let artifacts = std::env::var_os("HAPI_TEST_ARTIFACTS").unwrap_or_else(|| dir.join("artifacts").into());
+        let out_log = dir.join(format!("{script}.log"));
+        let err_log = dir.join(format!("{script}.err"));
+        let mut cmd = Command::new("node");
+        cmd.arg("--test")
+            .arg(script)
+            .current_dir(&browser_dir)
+            .env("HAPI_TEST_ARTIFACTS", artifacts)
+            .stdout(std::fs::File::create(&out_log).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let node = Child::spawn("node --test", cmd, &err_log);
+        BrowserTest { node, out_log, err_log }
+    }
+
+    /// Waits (blocking) for the script and fails the test with its output unless
+    /// it passed.
+    pub fn finish(mut self) {
+        let status = self.node.wait_exit(Duration::from_secs(300));
+        let output = std::fs::read_to_string(&self.out_log).unwrap_or_default()
+            + &std::fs::read_to_string(&self.err_log).unwrap_or_default();
+        let status = status.unwrap_or_else(|| panic!("browser test did not finish:\n{output}"));
+        assert!(status.success(), "browser test failed:\n{output}");
+    }
+}

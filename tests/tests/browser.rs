@@ -1,9 +1,6 @@
 //! The real web UI in a real headless Chromium (playwright-core, phone viewport)
 //! approving a real Claude Code tool call through the real hub.
-use std::process::Command;
-use std::time::Duration;
-
-use hapi_e2e::{ClaudeSession, Hub, agent_texts, repo};
+use hapi_e2e::{BrowserTest, ClaudeSession, Hub, agent_texts};
 use hapi_testkit::{Script, start_fake_anthropic};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -14,37 +11,16 @@ async fn phone_ui_approves_a_pending_tool_call() {
     let session = ClaudeSession::start(dir.path(), &hub, &model.url(), "do it");
     hub.pending_approval(&session.id).await;
 
-    let browser_dir = repo().join("tests/browser");
-    assert!(
-        browser_dir.join("node_modules/playwright-core").is_dir(),
-        "playwright-core is missing: run `scripts/setup.sh --test`"
+    let browser = BrowserTest::start(
+        dir.path(),
+        "approve.test.mjs",
+        &[
+            ("HAPI_TEST_URL", hub.url.as_ref()),
+            ("HAPI_TEST_TOKEN", hub.token.as_ref()),
+            ("HAPI_TEST_SESSION_ID", session.id.as_ref()),
+        ],
     );
-    let artifacts =
-        std::env::var("HAPI_TEST_ARTIFACTS").unwrap_or_else(|_| dir.path().join("artifacts").display().to_string());
-    let mut cmd = Command::new("node");
-    cmd.arg("--test")
-        .arg("approve.test.mjs")
-        .current_dir(&browser_dir)
-        .env("HAPI_TEST_URL", &hub.url)
-        .env("HAPI_TEST_TOKEN", &hub.token)
-        .env("HAPI_TEST_SESSION_ID", &session.id)
-        .env("HAPI_TEST_ARTIFACTS", &artifacts)
-        .stdout(std::process::Stdio::from(
-            std::fs::File::create(dir.path().join("browser.log")).unwrap(),
-        ));
-    let log = dir.path().join("browser.err");
-    let mut node = hapi_e2e::Child::spawn("node --test", cmd, &log);
-    let status = tokio::task::spawn_blocking(move || {
-        let status = node.wait_exit(Duration::from_secs(300));
-        (node, status)
-    })
-    .await
-    .unwrap();
-    let (_node, status) = status;
-    let output = std::fs::read_to_string(dir.path().join("browser.log")).unwrap_or_default()
-        + &std::fs::read_to_string(&log).unwrap_or_default();
-    let status = status.unwrap_or_else(|| panic!("browser test did not finish:\n{output}"));
-    assert!(status.success(), "browser test failed:\n{output}");
+    tokio::task::spawn_blocking(move || browser.finish()).await.unwrap();
 
     // What the browser did reached the agent.
     let messages = hub.wait_turns(&session.id, 1).await;

@@ -3,9 +3,8 @@
 //! what it says, pairs, and approves a real Claude Code request through the
 //! hub's remote listener.
 use std::process::Command;
-use std::time::Duration;
 
-use hapi_e2e::{ClaudeSession, Hub, agent_texts, repo};
+use hapi_e2e::{BrowserTest, ClaudeSession, Hub, agent_texts};
 use hapi_testkit::{Script, start_fake_anthropic};
 use serde_json::{Value, json};
 
@@ -33,29 +32,18 @@ async fn a_phone_pairs_from_the_qr_code_and_approves_a_request() {
     assert_eq!(remote["state"], "up", "{remote}");
     let public_url = remote["public_url"].as_str().unwrap().to_owned();
 
-    let browser_dir = repo().join("tests/browser");
-    assert!(
-        browser_dir.join("node_modules/playwright-core").is_dir(),
-        "playwright-core is missing: run `scripts/setup.sh --test`"
-    );
     let handshake = dir.path().join("handshake");
     std::fs::create_dir_all(&handshake).unwrap();
-    let artifacts =
-        std::env::var("HAPI_TEST_ARTIFACTS").unwrap_or_else(|_| dir.path().join("artifacts").display().to_string());
-    let mut cmd = Command::new("node");
-    cmd.arg("--test")
-        .arg("pair.test.mjs")
-        .current_dir(&browser_dir)
-        .env("HAPI_TEST_URL", &hub.url)
-        .env("HAPI_TEST_TOKEN", &hub.token)
-        .env("HAPI_TEST_SESSION_ID", &session.id)
-        .env("HAPI_TEST_HANDSHAKE", &handshake)
-        .env("HAPI_TEST_ARTIFACTS", &artifacts)
-        .stdout(std::process::Stdio::from(
-            std::fs::File::create(dir.path().join("browser.log")).unwrap(),
-        ));
-    let log = dir.path().join("browser.err");
-    let mut node = hapi_e2e::Child::spawn("node --test", cmd, &log);
+    let browser = BrowserTest::start(
+        dir.path(),
+        "pair.test.mjs",
+        &[
+            ("HAPI_TEST_URL", hub.url.as_ref()),
+            ("HAPI_TEST_TOKEN", hub.token.as_ref()),
+            ("HAPI_TEST_SESSION_ID", session.id.as_ref()),
+            ("HAPI_TEST_HANDSHAKE", handshake.as_ref()),
+        ],
+    );
 
     // Decode the QR code from the page's pixels, as a phone's camera would.
     let qr = handshake.join("qr.png");
@@ -76,17 +64,7 @@ async fn a_phone_pairs_from_the_qr_code_and_approves_a_request() {
     assert!(secret.len() >= 32, "a 128-bit or longer secret: {secret}");
     std::fs::write(handshake.join("url.txt"), &url).unwrap();
 
-    let status = tokio::task::spawn_blocking(move || {
-        let status = node.wait_exit(Duration::from_secs(300));
-        (node, status)
-    })
-    .await
-    .unwrap();
-    let (_node, status) = status;
-    let output = std::fs::read_to_string(dir.path().join("browser.log")).unwrap_or_default()
-        + &std::fs::read_to_string(&log).unwrap_or_default();
-    let status = status.unwrap_or_else(|| panic!("browser test did not finish:\n{output}"));
-    assert!(status.success(), "browser test failed:\n{output}");
+    tokio::task::spawn_blocking(move || browser.finish()).await.unwrap();
 
     // The phone is a device of its own, and its decision reached the agent.
     let devices = hub.get("/api/devices").await;

@@ -1,9 +1,6 @@
 //! The real web UI in headless Chromium starts a session on this machine through
 //! the runner, approving the creation of its directory on the way.
-use std::process::Command;
-use std::time::Duration;
-
-use hapi_e2e::repo;
+use hapi_e2e::BrowserTest;
 
 use crate::env::*;
 
@@ -16,25 +13,16 @@ fn phone_ui_starts_a_session_in_a_new_directory_through_the_runner() {
     let cwd = env.dir.path().join("brand-new-project");
     let hub = env.hub.as_ref().unwrap();
 
-    let browser_dir = repo().join("tests/browser");
-    let artifacts =
-        std::env::var("HAPI_TEST_ARTIFACTS").unwrap_or_else(|_| env.dir.path().join("artifacts").display().to_string());
-    let out_log = env.dir.path().join("browser.log");
-    let mut cmd = Command::new("node");
-    cmd.arg("--test")
-        .arg("new-session.test.mjs")
-        .current_dir(&browser_dir)
-        .env("HAPI_TEST_URL", &hub.url)
-        .env("HAPI_TEST_TOKEN", &hub.token)
-        .env("HAPI_TEST_CWD", &cwd)
-        .env("HAPI_TEST_ARTIFACTS", &artifacts)
-        .stdout(std::fs::File::create(&out_log).unwrap());
-    let err_log = env.dir.path().join("browser.err");
-    let mut node = hapi_e2e::Child::spawn("node --test", cmd, &err_log);
-    let status = node.wait_exit(Duration::from_secs(300));
-    let output =
-        std::fs::read_to_string(&out_log).unwrap_or_default() + &std::fs::read_to_string(&err_log).unwrap_or_default();
-    assert!(status.is_some_and(|s| s.success()), "browser test failed:\n{output}");
+    BrowserTest::start(
+        env.dir.path(),
+        "new-session.test.mjs",
+        &[
+            ("HAPI_TEST_URL", hub.url.as_ref()),
+            ("HAPI_TEST_TOKEN", hub.token.as_ref()),
+            ("HAPI_TEST_CWD", cwd.as_ref()),
+        ],
+    )
+    .finish();
 
     // What the browser did happened on the machine: the directory exists and the
     // runner tracks a session started there.
