@@ -46,13 +46,20 @@ fn claude_path() -> Result<PathBuf> {
 /// the lines the session shows first, and the cgroup joined.
 fn apply_limits(limits: &SessionLimits) -> (Vec<String>, Option<PathBuf>) {
     let mut notices: Vec<String> = std::env::var(SESSION_NOTE_ENV)
-        .map(|text| text.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned).collect())
+        .map(|text| {
+            text.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default();
     for problem in limits.apply_rlimits() {
         tracing::warn!("{problem}");
         notices.push(format!("Limit not applied: {problem}."));
     }
-    let mut group = std::env::var_os(CGROUP_ENV).filter(|g| !g.is_empty()).map(PathBuf::from);
+    let mut group = std::env::var_os(CGROUP_ENV)
+        .filter(|g| !g.is_empty())
+        .map(PathBuf::from);
     if let Some(dir) = &group
         && let Err(e) = cgroup::join(dir)
     {

@@ -138,9 +138,7 @@ pub fn unknown_in<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<UnknownKe
 
 /// `HAPI_*` variables of this process's environment that are no setting.
 pub fn unknown_vars() -> Vec<UnknownKey> {
-    let names: Vec<String> = std::env::vars_os()
-        .filter_map(|(k, _)| k.into_string().ok())
-        .collect();
+    let names: Vec<String> = std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()).collect();
     unknown_in(names.iter().map(String::as_str))
 }
 
@@ -257,7 +255,9 @@ fn check() -> i32 {
     if let Ok(filter) = std::env::var("HAPI_LOG")
         && let Err(e) = tracing_subscriber::EnvFilter::try_new(&filter)
     {
-        problem(format!("HAPI_LOG={filter:?} is invalid: {e} (e.g. `info` or `hapi_hub=debug`)"));
+        problem(format!(
+            "HAPI_LOG={filter:?} is invalid: {e} (e.g. `info` or `hapi_hub=debug`)"
+        ));
     }
     match std::env::var("HAPI_HUB_URL").ok().filter(|v| !v.trim().is_empty()) {
         None => summary.push(("hub URL", "the running hub's, from $HAPI_HOME/hub.json".into())),
@@ -271,7 +271,9 @@ fn check() -> i32 {
     match std::env::var("HAPI_NO_RUNNER_AUTOSTART").as_deref() {
         Err(_) | Ok("" | "0") => summary.push(("runner autostart", "on".into())),
         Ok("1") => summary.push(("runner autostart", "off (HAPI_NO_RUNNER_AUTOSTART=1)".into())),
-        Ok(other) => problem(format!("HAPI_NO_RUNNER_AUTOSTART={other:?} is invalid: expected 1 (or 0, or unset)")),
+        Ok(other) => problem(format!(
+            "HAPI_NO_RUNNER_AUTOSTART={other:?} is invalid: expected 1 (or 0, or unset)"
+        )),
     }
 
     let heartbeat = hapi_runner::heartbeat_interval_from_env();
@@ -284,7 +286,11 @@ fn check() -> i32 {
                 "heartbeat {} ms; control timeout {} ms; workspace roots {}",
                 heartbeat.as_millis(),
                 timeout.as_millis(),
-                roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(":")
+                roots
+                    .iter()
+                    .map(|r| r.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(":")
             ),
         )),
         (heartbeat, timeout, roots) => {
@@ -320,7 +326,10 @@ fn check() -> i32 {
             "HAPI_CLAUDE_PATH={} is invalid: no such file",
             PathBuf::from(path).display()
         )),
-        Some(path) => summary.push(("claude", format!("{} (HAPI_CLAUDE_PATH)", PathBuf::from(path).display()))),
+        Some(path) => summary.push((
+            "claude",
+            format!("{} (HAPI_CLAUDE_PATH)", PathBuf::from(path).display()),
+        )),
         None => {
             let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
                 .map(|dir| dir.join("claude"))
@@ -390,7 +399,13 @@ mod tests {
 
     #[test]
     fn typos_are_unknown_with_a_suggestion() {
-        let unknown = unknown_in(["HAPI_LISTEN_PROT", "HAPI_HOME", "PATH", "HAPI_TEST_URL", "HAPI_FROBNICATE"]);
+        let unknown = unknown_in([
+            "HAPI_LISTEN_PROT",
+            "HAPI_HOME",
+            "PATH",
+            "HAPI_TEST_URL",
+            "HAPI_FROBNICATE",
+        ]);
         assert_eq!(
             unknown,
             vec![

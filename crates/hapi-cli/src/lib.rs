@@ -7,9 +7,9 @@
 mod audit;
 mod backup;
 mod claude;
+pub mod config;
 pub mod hub;
 mod hub_client;
-pub mod config;
 mod rotate;
 pub mod runner;
 

@@ -59,7 +59,11 @@ impl CgroupStatus {
             CgroupStatus::Ready { base } => format!("session groups in {}", base.display()),
             CgroupStatus::Unavailable { reason, retry } => format!(
                 "NOT AVAILABLE: {reason}{}",
-                if *retry { " (checked again at the next spawn)" } else { "" }
+                if *retry {
+                    " (checked again at the next spawn)"
+                } else {
+                    ""
+                }
             ),
         }
     }
@@ -116,7 +120,9 @@ impl Cgroups {
         match self.prepare() {
             CgroupStatus::NotNeeded => Ok(None),
             CgroupStatus::Unavailable { reason, .. } => Err(reason),
-            CgroupStatus::Ready { base } => create_group(&base, &format!("{SESSION_PREFIX}{name}"), &self.limits).map(Some),
+            CgroupStatus::Ready { base } => {
+                create_group(&base, &format!("{SESSION_PREFIX}{name}"), &self.limits).map(Some)
+            }
         }
     }
 }
@@ -162,7 +168,9 @@ pub fn detect(controllers: &[&str]) -> Result<PathBuf, Unavailable> {
     let cgroups = std::fs::read_to_string("/proc/self/cgroup")
         .map_err(|e| permanent(format!("cannot read /proc/self/cgroup: {e}")))?;
     let Some(own) = own_cgroup_path(&cgroups) else {
-        return Err(permanent("this process is in no cgroup v2 group (no `0::` line in /proc/self/cgroup)"));
+        return Err(permanent(
+            "this process is in no cgroup v2 group (no `0::` line in /proc/self/cgroup)",
+        ));
     };
     let own_dir = group_dir(&mount, &root, &own);
     let hybrid = mount != Path::new("/sys/fs/cgroup");
@@ -187,7 +195,9 @@ fn unescape(field: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let octal = bytes.get(i + 1..i + 4).filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
         if bytes[i] == b'\\'
             && let Some(digits) = octal
         {
@@ -243,7 +253,12 @@ const DELEGATE_HINT: &str = "run the runner in a cgroup delegated to it, e.g. \
 
 /// Makes `own_dir` (or its parent, if it is the runner's leaf) able to hold
 /// session groups with `controllers`.
-pub(crate) fn prepare_base(own_dir: &Path, controllers: &[&str], pid: u32, hybrid: bool) -> Result<PathBuf, Unavailable> {
+pub(crate) fn prepare_base(
+    own_dir: &Path,
+    controllers: &[&str],
+    pid: u32,
+    hybrid: bool,
+) -> Result<PathBuf, Unavailable> {
     let in_leaf = own_dir.file_name().is_some_and(|n| n == RUNNER_LEAF);
     let base = match own_dir.parent() {
         Some(parent) if in_leaf => parent.to_owned(),
@@ -327,7 +342,9 @@ pub(crate) fn prepare_base(own_dir: &Path, controllers: &[&str], pid: u32, hybri
 
 fn not_writable(path: &Path, e: &std::io::Error) -> Unavailable {
     let hint = match e.kind() {
-        ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => format!(" (not delegated to this user; {DELEGATE_HINT})"),
+        ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => {
+            format!(" (not delegated to this user; {DELEGATE_HINT})")
+        }
         _ => String::new(),
     };
     permanent(format!("cannot write {}: {e}{hint}", path.display()))
@@ -374,7 +391,9 @@ pub(crate) fn parse_oom_kills(events: &str) -> Option<u64> {
 
 /// `memory.max` of a group, as written there (`max` or bytes).
 pub fn memory_max(dir: &Path) -> Option<String> {
-    std::fs::read_to_string(dir.join("memory.max")).ok().map(|s| s.trim().to_owned())
+    std::fs::read_to_string(dir.join("memory.max"))
+        .ok()
+        .map(|s| s.trim().to_owned())
 }
 
 /// Removes an ended session's group; a group with processes left is kept
@@ -430,7 +449,10 @@ mod tests {
     #[test]
     fn the_own_group_comes_from_proc_cgroup() {
         let text = "4:memory:/x\n1:cpu:/\n0::/user.slice/user-1000.slice/session-2.scope\n";
-        assert_eq!(own_cgroup_path(text).unwrap(), "/user.slice/user-1000.slice/session-2.scope");
+        assert_eq!(
+            own_cgroup_path(text).unwrap(),
+            "/user.slice/user-1000.slice/session-2.scope"
+        );
         assert!(own_cgroup_path("4:memory:/x\n").is_none());
         let mount = Path::new("/sys/fs/cgroup");
         assert_eq!(group_dir(mount, "/", "/"), mount);
@@ -453,8 +475,16 @@ mod tests {
         fake_group(dir.path(), "hugetlb\n", "");
         let err = prepare_base(dir.path(), &["memory", "cpu"], 1, true).unwrap_err();
         assert!(!err.retry);
-        assert!(err.reason.contains("does not offer the memory and cpu controller"), "{}", err.reason);
-        assert!(err.reason.contains("offers: hugetlb") && err.reason.contains("hybrid"), "{}", err.reason);
+        assert!(
+            err.reason.contains("does not offer the memory and cpu controller"),
+            "{}",
+            err.reason
+        );
+        assert!(
+            err.reason.contains("offers: hugetlb") && err.reason.contains("hybrid"),
+            "{}",
+            err.reason
+        );
         let err = prepare_base(dir.path(), &["memory"], 1, false).unwrap_err();
         assert!(err.reason.contains("Delegate=yes"), "{}", err.reason);
     }
@@ -469,7 +499,10 @@ mod tests {
             std::fs::read_to_string(dir.path().join("cgroup.subtree_control")).unwrap(),
             "+memory +cpu"
         );
-        assert!(!dir.path().join(format!("{SESSION_PREFIX}probe-1")).exists(), "the probe is removed");
+        assert!(
+            !dir.path().join(format!("{SESSION_PREFIX}probe-1")).exists(),
+            "the probe is removed"
+        );
 
         // Inside the runner's leaf, the parent is the base.
         let leaf = dir.path().join(RUNNER_LEAF);
@@ -484,7 +517,10 @@ mod tests {
         let group = create_group(&base, "hapi-session-x", &limits).unwrap();
         assert_eq!(memory_max(&group).unwrap(), (256u64 << 20).to_string());
         assert_eq!(std::fs::read_to_string(group.join("cpu.max")).unwrap(), "50000 100000");
-        assert!(create_group(&base, "hapi-session-x", &limits).is_err(), "never reuses a group");
+        assert!(
+            create_group(&base, "hapi-session-x", &limits).is_err(),
+            "never reuses a group"
+        );
     }
 
     #[test]

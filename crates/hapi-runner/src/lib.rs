@@ -39,14 +39,14 @@ pub use config::{
 pub use control::{ListedSession, SessionList, SessionMetadata, SessionStarted, StopSession, router};
 pub use error::{Result, RunnerError};
 pub use hub_link::{ALIVE_EVERY, HubConnection, HubTarget, WsHubLink, hub_link, machine_id};
+pub use limits::{RestartPolicy, SessionLimits, SessionPolicy};
 pub use lock::{LockOutcome, RunnerLock};
 pub use process::ProcessId;
-pub use limits::{RestartPolicy, SessionLimits, SessionPolicy};
 pub use runner::{ExitReason, HubLink, NoHubLink, Runner, RunnerHandle, SessionCounts, StartOutcome};
 pub use sessions::{STARTED_BY_RUNNER, STARTED_BY_TERMINAL, SessionRegistry, SessionTarget, TrackedSession};
 pub use spawn::{STARTED_BY_ENV, SpawnRequest, SpawnedSession, detached_command};
 pub use state::{
-    LOCK_FILE, RunnerState, SESSIONS_FILE, SessionsReport, STATE_FILE, TOKEN_FILE, create_home, load_or_create_token, lock_path,
-    logs_dir, mtime_ms, new_log_path, newest_log, now_rfc3339, read_token, state_path, write_atomically,
+    LOCK_FILE, RunnerState, SESSIONS_FILE, STATE_FILE, SessionsReport, TOKEN_FILE, create_home, load_or_create_token,
+    lock_path, logs_dir, mtime_ms, new_log_path, newest_log, now_rfc3339, read_token, state_path, write_atomically,
 };
 pub use workdir::{WORKSPACE_ROOTS_ENV, workspace_roots_from_env, worktree_path};

@@ -127,7 +127,11 @@ impl SessionLimits {
                 let hard = getrlimit(Resource::RLIMIT_NOFILE).map(|(_, h)| h).unwrap_or(0);
                 problems.push(format!(
                     "{NOFILE_ENV}={files} was not applied: {e} (this process's hard limit is {})",
-                    if hard == RLIM_INFINITY { "unlimited".to_owned() } else { hard.to_string() }
+                    if hard == RLIM_INFINITY {
+                        "unlimited".to_owned()
+                    } else {
+                        hard.to_string()
+                    }
                 ));
             }
         }
@@ -267,11 +271,9 @@ pub fn check_env() -> Vec<RunnerError> {
 /// Reads `var` and parses it; unset or blank is `None`.
 fn parse_var<T>(var: &'static str, parse: fn(&str) -> Result<T, String>) -> Result<Option<T>> {
     match std::env::var(var) {
-        Ok(value) if !value.trim().is_empty() => parse(value.trim()).map(Some).map_err(|reason| RunnerError::InvalidEnv {
-            var,
-            value,
-            reason,
-        }),
+        Ok(value) if !value.trim().is_empty() => parse(value.trim())
+            .map(Some)
+            .map_err(|reason| RunnerError::InvalidEnv { var, value, reason }),
         Ok(_) => Ok(None),
         Err(std::env::VarError::NotPresent) => Ok(None),
         Err(std::env::VarError::NotUnicode(v)) => Err(RunnerError::InvalidEnv {
@@ -285,7 +287,9 @@ fn parse_var<T>(var: &'static str, parse: fn(&str) -> Result<T, String>) -> Resu
 /// A size: digits (a decimal point allowed with a unit), then `K`, `M`, `G` or
 /// `T` (1024-based; `KB`, `KiB` … accepted too), or none for bytes.
 fn parse_size(text: &str) -> Result<u64, String> {
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     if number.is_empty() {
         return Err("not a size (e.g. 2G, 512M or a number of bytes)".into());
@@ -349,7 +353,9 @@ fn parse_nofile(text: &str) -> Result<u64, String> {
         .parse()
         .map_err(|_| "not a whole number of open files (e.g. 4096)".to_owned())?;
     if files < MIN_NOFILE {
-        return Err(format!("below the minimum of {MIN_NOFILE} (an agent needs dozens of files open)"));
+        return Err(format!(
+            "below the minimum of {MIN_NOFILE} (an agent needs dozens of files open)"
+        ));
     }
     Ok(files)
 }
@@ -445,10 +451,26 @@ mod tests {
     #[test]
     fn restart_policies_parse() {
         assert_eq!(parse_restart("never").unwrap(), RestartPolicy::Never);
-        assert_eq!(parse_restart("on-failure:2").unwrap(), RestartPolicy::OnFailure { max: 2 });
-        assert_eq!(parse_restart("ON-FAILURE:100").unwrap(), RestartPolicy::OnFailure { max: 100 });
-        for bad in ["always", "on-failure", "on-failure:0", "on-failure:101", "on-failure:x", "3"] {
-            assert!(parse_restart(bad).unwrap_err().contains("on-failure:N"), "{bad} accepted");
+        assert_eq!(
+            parse_restart("on-failure:2").unwrap(),
+            RestartPolicy::OnFailure { max: 2 }
+        );
+        assert_eq!(
+            parse_restart("ON-FAILURE:100").unwrap(),
+            RestartPolicy::OnFailure { max: 100 }
+        );
+        for bad in [
+            "always",
+            "on-failure",
+            "on-failure:0",
+            "on-failure:101",
+            "on-failure:x",
+            "3",
+        ] {
+            assert!(
+                parse_restart(bad).unwrap_err().contains("on-failure:N"),
+                "{bad} accepted"
+            );
         }
         assert_eq!(RestartPolicy::OnFailure { max: 3 }.to_string(), "on-failure:3");
     }

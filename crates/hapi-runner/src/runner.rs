@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::client::ControlClient;
 use crate::cgroup::{CgroupStatus, Cgroups};
+use crate::client::ControlClient;
 use crate::config::RunnerConfig;
 use crate::error::{Result, RunnerError};
 use crate::heartbeat::{Beat, Heartbeat};

@@ -77,8 +77,16 @@ fn session_limits_are_applied_to_the_agent_or_reported() {
 
     // setrlimit by `hapi claude` on itself, inherited by the agent.
     for process in [pid, agent] {
-        assert_eq!(limit(process, "Max open files"), ("512".into(), "512".into()), "PID {process}");
-        assert_eq!(limit(process, "Max core file size"), ("0".into(), "0".into()), "PID {process}");
+        assert_eq!(
+            limit(process, "Max open files"),
+            ("512".into(), "512".into()),
+            "PID {process}"
+        );
+        assert_eq!(
+            limit(process, "Max core file size"),
+            ("0".into(), "0".into()),
+            "PID {process}"
+        );
         assert_eq!(
             limit(process, "Max address space").0,
             "unlimited",
@@ -95,7 +103,11 @@ fn session_limits_are_applied_to_the_agent_or_reported() {
         // A writable cgroup v2 group: the agent runs in the session's group.
         let group = hapi_runner::cgroup::cgroup_of(agent).expect("the agent's cgroup");
         assert!(
-            group.file_name().unwrap().to_string_lossy().starts_with("hapi-session-"),
+            group
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("hapi-session-"),
             "{}",
             group.display()
         );
@@ -163,7 +175,8 @@ fn a_session_that_fails_is_restarted_on_failure_up_to_n_times() {
     // Three hub sessions: the first and two restarts, each naming the one it replaces.
     let rt = rt();
     let hub = env.hub.as_ref().unwrap();
-    let sessions: Vec<Value> = rt.block_on(async { hub.get("/api/sessions").await["sessions"].as_array().unwrap().clone() });
+    let sessions: Vec<Value> =
+        rt.block_on(async { hub.get("/api/sessions").await["sessions"].as_array().unwrap().clone() });
     assert_eq!(sessions.len(), 3, "{sessions:?}");
     let mut ids: Vec<String> = sessions.iter().map(|s| s["id"].as_str().unwrap().to_owned()).collect();
     ids.sort(); // UUID v7: creation order
