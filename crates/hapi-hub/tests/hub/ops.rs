@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::SinkExt;
 use hapi_hub::{AppState, HubConfig};
-use hapi_protocol::{MachineFrame, PermissionOption, RunnerInfo, SessionUpdate};
+use hapi_protocol::{MachineFrame, PermissionOption, RunnerInfo, SessionUpdate, SetRemoteAccess};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -557,4 +557,50 @@ async fn the_runners_session_counters_are_exported() {
     ] {
         assert!(text.lines().any(|l| l == line), "{line} in {text}");
     }
+}
+
+/// The tunnel's state reaches the operator: `/metrics` and `/ready`.
+#[tokio::test]
+async fn the_tunnel_shows_in_metrics_and_readiness_while_phone_access_is_on() {
+    let hub = TestHub::start().await;
+    let metrics = |hub: &TestHub| {
+        let r = hub.get("/metrics");
+        async move { r.send().await.unwrap().text().await.unwrap() }
+    };
+    let ready = |hub: &TestHub| {
+        let r = hub.http.get(format!("{}/ready", hub.url));
+        async move { r.send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
+    let text = metrics(&hub).await;
+    assert!(text.lines().any(|l| l == "hapi_tunnel_up 0"), "{text}");
+    assert!(text.lines().any(|l| l == "hapi_tunnel_failures_total 0"), "{text}");
+    assert!(
+        ready(&hub).await["components"].get("tunnel").is_none(),
+        "no tunnel while off"
+    );
+
+    let url = crate::phone::turn_on(&hub).await;
+    let text = metrics(&hub).await;
+    assert!(text.lines().any(|l| l == "hapi_tunnel_up 1"), "{text}");
+    let body = ready(&hub).await;
+    assert_eq!(body["components"]["tunnel"]["status"], "ok", "{body}");
+    assert!(
+        body["components"]["tunnel"]["detail"].as_str().unwrap().contains(&url),
+        "{body}"
+    );
+
+    let r = hub
+        .http
+        .put(format!("{}/api/remote", hub.url))
+        .bearer_auth(&hub.token)
+        .json(&SetRemoteAccess {
+            provider: None,
+            plaintext_consent: None,
+        })
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = metrics(&hub).await;
+    assert!(text.lines().any(|l| l == "hapi_tunnel_up 0"), "{text}");
 }
