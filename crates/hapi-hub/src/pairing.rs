@@ -4,7 +4,7 @@
 //! - `POST /api/pairing` (owner) makes an *offer*: a 160-bit random secret,
 //!   put in the fragment of the QR code's URL (`…/#/pair/<secret>`, so it never
 //!   reaches a server log), and an 8-character code from an unambiguous
-//!   alphabet (`XXXX-XXXX`) for a phone that cannot scan. Both stop working when
+//!   alphabet (four and four characters, e.g. `K7QF-2MXD`) for a phone that cannot scan. Both stop working when
 //!   one of them is used, after [`HubConfig::pairing_ttl`](crate::HubConfig)
 //!   (5 minutes), when the owner withdraws the offer, and when remote access is
 //!   turned off. Offers live in memory only: a hub restart drops them.
