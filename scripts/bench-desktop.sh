@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Footprint of HAPI Desktop (release build) in a headless desktop: cold start to
+# Footprint of HAPI Desktop (its `desktop` release profile) in a headless desktop: cold start to
 # tray ready, idle memory of every process of the app with the window closed
 # and open (WebKit's web and network processes included), idle wake-ups, and the
 # binary's size. Results go to stdout; docs/benchmarks.md records them.
@@ -9,11 +9,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 if [ "${1:-}" != "--inner" ]; then
-  cargo build --release -p hapi-desktop --features custom-protocol
+  cargo build --profile desktop -p hapi-desktop --features custom-protocol
   exec xvfb-run -a -s "-screen 0 1280x800x24 -nolisten tcp" dbus-run-session -- "$0" --inner
 fi
 
-APP=$ROOT/target/release/hapi-desktop
+APP=$ROOT/target/desktop/hapi-desktop
 WORK=$(mktemp -d)
 export HOME=$WORK/home HAPI_KEYCHAIN=off HAPI_LISTEN_PORT=0 NO_AT_BRIDGE=1
 mkdir -p "$HOME"

