@@ -53,8 +53,12 @@ impl Desktop {
         hapi_cli::config::refuse_unknown()?;
         let config = hapi_hub::HubConfig::from_env().context("invalid configuration")?;
         let home = config.home.clone();
-        let token = crate::credentials::owner_token(&config)?;
-        let hub = tauri::async_runtime::block_on(HubInstance::start(config))?;
+        // The one owner-token lookup every binary shares (`CLI_API_TOKEN`, the OS
+        // keychain, the 0600 file), done once: the hub gets the result, and the
+        // window and the notifications use the token.
+        let owner = hapi_hub::auth::OwnerToken::resolve(&config).context("cannot find or create the owner token")?;
+        let token = owner.token.clone();
+        let hub = tauri::async_runtime::block_on(HubInstance::start_with_owner(config, owner))?;
         let client = HubClient::new(&hub.url, &token)?;
         let hub_state = hub.state.clone();
         let settings = Settings::load(&home)?;

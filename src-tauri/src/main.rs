@@ -12,7 +12,6 @@
 #![cfg_attr(all(not(debug_assertions), target_os = "windows"), windows_subsystem = "windows")]
 
 mod commands;
-mod credentials;
 mod desktop;
 mod hub;
 mod logging;

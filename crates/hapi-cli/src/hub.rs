@@ -62,10 +62,24 @@ pub struct HubInstance {
 impl HubInstance {
     /// Takes the hub lock, opens the database and binds `config.listen`.
     pub async fn start(config: HubConfig) -> Result<Self> {
+        Self::start_as(config, None).await
+    }
+
+    /// [`HubInstance::start`] with an owner token the caller already resolved
+    /// (see [`AppState::open_with_owner`]).
+    pub async fn start_with_owner(config: HubConfig, owner: hapi_hub::auth::OwnerToken) -> Result<Self> {
+        Self::start_as(config, Some(owner)).await
+    }
+
+    async fn start_as(config: HubConfig, owner: Option<hapi_hub::auth::OwnerToken>) -> Result<Self> {
         let home = config.home.clone();
         let listen = config.listen;
         let lock = take_hub_lock(&home)?;
-        let state = AppState::open(config)
+        let opened = match owner {
+            Some(owner) => AppState::open_with_owner(config, owner),
+            None => AppState::open(config),
+        };
+        let state = opened
             .map_err(|e| damaged_database_hint(e, &home))
             .with_context(|| format!("cannot start the hub in {}", home.display()))?;
         let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {

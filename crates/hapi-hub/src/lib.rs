@@ -112,7 +112,15 @@ impl AppState {
     pub fn open(config: HubConfig) -> Result<Self, HubError> {
         Self::create_home(&config)?;
         let owner = auth::OwnerToken::resolve(&config)?;
-        Self::open_with_owner(config, owner)
+        Self::open_inner(config, owner)
+    }
+
+    /// [`AppState::open`] with an owner token the caller already resolved (the
+    /// desktop app needs the token itself, for its window and notifications, and
+    /// looks it up once).
+    pub fn open_with_owner(config: HubConfig, owner: auth::OwnerToken) -> Result<Self, HubError> {
+        Self::create_home(&config)?;
+        Self::open_inner(config, owner)
     }
 
     /// [`AppState::open`] with the owner token from `vault` (unless
@@ -121,7 +129,7 @@ impl AppState {
     pub fn open_with_vault(config: HubConfig, vault: &auth::Vault) -> Result<Self, HubError> {
         Self::create_home(&config)?;
         let owner = auth::OwnerToken::resolve_in(&config, vault)?;
-        Self::open_with_owner(config, owner)
+        Self::open_inner(config, owner)
     }
 
     fn create_home(config: &HubConfig) -> Result<(), HubError> {
@@ -131,7 +139,7 @@ impl AppState {
         })
     }
 
-    fn open_with_owner(config: HubConfig, owner: auth::OwnerToken) -> Result<Self, HubError> {
+    fn open_inner(config: HubConfig, owner: auth::OwnerToken) -> Result<Self, HubError> {
         let io = |what: &str| {
             let what = what.to_owned();
             move |source| HubError::Io { what, source }
