@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use crate::hub::HubClient;
 use crate::notification::{Action, Notifications};
 use crate::settings::Settings;
-use crate::status::TrayStatus;
+use crate::status::{HubHealth, TrayStatus};
 
 /// How the embedded runner names its owner (`hapi runner stop` quotes it).
 pub const APP_NAME: &str = "HAPI Desktop";
@@ -138,6 +138,20 @@ impl Desktop {
             }
         });
         tracing::info!("embedded hub and runner stopped");
+    }
+
+    /// Says in the tray that the hub stopped answering, keeping the last counts
+    /// (they are shown again once it answers).
+    pub fn hub_not_answering(&self, app: &AppHandle) {
+        let changed = {
+            let mut current = self.status.lock().expect("status poisoned");
+            let changed = current.hub != HubHealth::NotAnswering;
+            current.hub = HubHealth::NotAnswering;
+            changed
+        };
+        if changed {
+            crate::tray::update(app);
+        }
     }
 
     /// Re-reads the hub; updates the tray and the notifications to match.

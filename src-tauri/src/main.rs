@@ -128,6 +128,7 @@ fn follow_hub(app: AppHandle) {
             tokio::time::sleep(Duration::from_millis(50)).await;
             if let Err(e) = desk.refresh(&refresher).await {
                 tracing::warn!("cannot read the hub's state: {e:#}");
+                desk.hub_not_answering(&refresher);
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 desk.request_refresh();
             }

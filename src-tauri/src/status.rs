@@ -13,11 +13,21 @@ pub struct PendingItem {
     pub label: String,
 }
 
+/// Whether the embedded hub answers the tray.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HubHealth {
+    /// Before the first answer: the tray exists before the hub's first read.
+    #[default]
+    Starting,
+    Running,
+    /// A read failed; the refresher keeps retrying and the log says why.
+    NotAnswering,
+}
+
 /// The tray's view of the hub.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TrayStatus {
-    /// False until the embedded hub answers (or after it failed).
-    pub hub_running: bool,
+    pub hub: HubHealth,
     /// Sessions not ended.
     pub sessions: usize,
     /// Every pending approval.
@@ -50,7 +60,7 @@ impl TrayStatus {
             })
             .collect();
         TrayStatus {
-            hub_running: true,
+            hub: HubHealth::Running,
             sessions: sessions.iter().filter(|s| s.state != SessionState::Ended).count(),
             waiting: approvals.len(),
             pending,
@@ -96,8 +106,10 @@ impl TrayStatus {
 
     /// "Hub running · 2 sessions · 1 waiting for approval".
     pub fn status_line(&self) -> String {
-        if !self.hub_running {
-            return "Hub not running".into();
+        match self.hub {
+            HubHealth::Starting => return "Hub starting…".into(),
+            HubHealth::NotAnswering => return "Hub not answering (see the log)".into(),
+            HubHealth::Running => {}
         }
         let sessions = plural(self.sessions, "session", "sessions");
         format!("Hub running · {sessions} · {} waiting for approval", self.waiting)
@@ -230,7 +242,12 @@ mod tests {
         let idle = TrayStatus::new(&sessions[..1], &[]);
         assert_eq!(idle.status_line(), "Hub running · 1 session · 0 waiting for approval");
         assert_eq!(idle.badge(), None);
-        assert_eq!(TrayStatus::default().status_line(), "Hub not running");
+        assert_eq!(TrayStatus::default().status_line(), "Hub starting…");
+        let failed = TrayStatus {
+            hub: HubHealth::NotAnswering,
+            ..idle
+        };
+        assert_eq!(failed.status_line(), "Hub not answering (see the log)");
     }
 
     #[test]

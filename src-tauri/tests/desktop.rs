@@ -34,7 +34,11 @@ fn tray_counts_sessions_and_requests_and_quit_leaves_sessions_running() {
     let mut app = env.launch(true, &as_extra(&agent_vars));
     let api = Api::new(&app.url, &env.owner_token());
 
-    let labels = env.tray_labels();
+    // The tray exists before the hub's first read ("Hub starting…").
+    let labels = poll("the tray to read the hub", Duration::from_secs(30), || {
+        let labels = env.tray_labels();
+        labels[0].starts_with("Hub running").then_some(labels)
+    });
     assert_eq!(
         labels,
         [
