@@ -336,6 +336,60 @@ fn the_window_shows_sessions_and_approves_through_the_real_webview() {
 }
 
 #[test]
+fn muting_a_session_in_the_window_silences_that_session_only() {
+    let env = DesktopEnv::start();
+    let agent = Agent::start();
+    let driver = support::webdriver::Driver::start(&env, &agent.env());
+    let window = driver.session(support::DESKTOP_BIN);
+    let hub_json = env.hapi_home.join("hub.json");
+    let url = poll("the app's hub", Duration::from_secs(60), || {
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&hub_json).ok()?).ok()?;
+        v["url"].as_str().map(str::to_owned)
+    });
+    let api = Api::new(&url, &env.owner_token());
+
+    let quiet = api.spawn_claude(&work_dir(&env, "quiet"), "write hello");
+    api.pending_approval(&quiet);
+    poll("the notification", Duration::from_secs(30), || {
+        (env.notifications_displayed() == 1).then_some(())
+    });
+
+    // "Notify" in the session's header mutes it: its notification goes away.
+    let item = window.wait_for(&format!("[data-testid=session-item][data-session-id='{quiet}']"));
+    window.click(&item);
+    let notify = window.wait_for("[data-testid=session-notifications]");
+    assert_eq!(window.attribute(&notify, "aria-pressed"), "true");
+    window.click(&notify);
+    poll(
+        "the muted session's notification to be withdrawn",
+        Duration::from_secs(30),
+        || (env.notifications_displayed() == 0).then_some(()),
+    );
+    let saved = std::fs::read_to_string(env.hapi_home.join("desktop.json")).unwrap();
+    assert!(saved.contains(&quiet), "the mute is saved: {saved}");
+
+    // Another session still notifies.
+    let loud = api.spawn_claude(&work_dir(&env, "loud"), "write hello");
+    api.pending_approval(&loud);
+    poll("the other session's notification", Duration::from_secs(30), || {
+        (env.notifications_displayed() == 1).then_some(())
+    });
+
+    // Unmuting shows the request that is still waiting.
+    let notify = window.wait_for("[data-testid=session-notifications]");
+    poll("the toggle to show muted", Duration::from_secs(10), || {
+        (window.attribute(&notify, "aria-pressed") == "false").then_some(())
+    });
+    window.click(&notify);
+    poll("both notifications", Duration::from_secs(30), || {
+        (env.notifications_displayed() == 2).then_some(())
+    });
+
+    window.end();
+    agent.rt.block_on(agent.model.shutdown());
+}
+
+#[test]
 fn the_app_and_a_headless_cli_find_one_owner_token_in_the_keyring() {
     let env = DesktopEnv::start();
     let app = env.launch(true, &[]);

@@ -151,6 +151,18 @@ impl Session<'_> {
             .to_owned()
     }
 
+    /// An attribute's value ("" when absent).
+    pub fn attribute(&self, element: &str, name: &str) -> String {
+        self.call(
+            reqwest::Method::GET,
+            &format!("/element/{element}/attribute/{name}"),
+            None,
+        )
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
+    }
+
     pub fn click(&self, element: &str) {
         self.call(
             reqwest::Method::POST,
