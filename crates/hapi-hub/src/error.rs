@@ -93,6 +93,11 @@ impl From<StoreError> for ApiError {
                 ErrorCode::SessionEnded,
                 "session has ended and takes no more prompts",
             ),
+            StoreError::BudgetReached(reason) => ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::BudgetReached,
+                format!("{reason}; raise or clear the session's budget, or stop the session"),
+            ),
             other => {
                 tracing::error!(error = %other, "store failure");
                 ApiError::internal(other.to_string())

@@ -57,6 +57,8 @@ pub(crate) mod names {
     pub const SESSION_OOM_KILLS: &str = "hapi_session_oom_kills_total";
     /// Gauge: 1 when the runner can apply memory and CPU limits (a writable cgroup v2).
     pub const SESSION_CGROUP_LIMITS: &str = "hapi_session_cgroup_limits";
+    /// Counter by `model` and `kind`: tokens the agents reported.
+    pub const TOKENS: &str = "hapi_tokens_total";
 }
 
 /// Buckets of the approval latency: a policy answers in milliseconds, a person
@@ -281,6 +283,23 @@ impl Metrics {
         }
     }
 
+    /// A usage update was stored (not a resend): its tokens, by model and kind.
+    pub(crate) fn usage_recorded(&self, usage: &hapi_protocol::Usage) {
+        let kinds = [
+            ("input", usage.input_tokens),
+            ("output", usage.output_tokens),
+            ("cache_read", usage.cache_read_tokens),
+            ("cache_write", usage.cache_write_tokens),
+        ];
+        for (kind, n) in kinds {
+            let labels = vec![Label::new("model", usage.model.clone()), Label::new("kind", kind)];
+            self.inner
+                .recorder
+                .register_counter(&Key::from_parts(names::TOKENS, labels), &METADATA)
+                .increment(n);
+        }
+    }
+
     /// An approval was decided `latency` after it was requested.
     pub(crate) fn approval_decided(&self, channel: DecisionChannel, latency: Duration) {
         let histogram: Histogram = self.inner.recorder.register_histogram(
@@ -490,7 +509,11 @@ fn describe(recorder: &PrometheusRecorder) {
     for (name, unit, help) in gauges {
         recorder.describe_gauge(name.into(), unit, text(help));
     }
-    let counters: [(&'static str, &'static str); 7] = [
+    let counters: [(&'static str, &'static str); 8] = [
+        (
+            names::TOKENS,
+            "Tokens the agents reported, by model and kind (input, output, cache_read, cache_write).",
+        ),
         (
             names::MESSAGES_INGESTED,
             "History entries stored, by source (wrapper updates, API prompts).",

@@ -50,6 +50,9 @@ pub enum ErrorCode {
     /// The approval policy text is invalid; the message starts with
     /// `line L, column C:` and says why. The policy in effect is unchanged.
     InvalidPolicy,
+    /// The session's budget is reached: it takes no prompts until the budget is
+    /// raised or cleared (`PUT /api/sessions/{id}/budget`), or it is stopped.
+    BudgetReached,
     /// Something failed inside the hub; the request may be retried.
     Internal,
 }

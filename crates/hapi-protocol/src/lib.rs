@@ -15,6 +15,7 @@ mod machine;
 mod pairing;
 mod session;
 mod update;
+mod usage;
 mod wire;
 
 pub use api::*;
@@ -26,6 +27,7 @@ pub use machine::*;
 pub use pairing::*;
 pub use session::*;
 pub use update::*;
+pub use usage::*;
 pub use wire::*;
 
 /// Version of this build, shared by the hub's `/health` and `hapi --version`.

@@ -93,6 +93,9 @@ pub struct Session {
     /// still deny). Off by default.
     #[serde(default)]
     pub skip_approvals: bool,
+    /// Tokens and cost so far, the budget, and whether the budget paused the session.
+    #[serde(default)]
+    pub usage: crate::SessionUsageSummary,
     /// RFC 3339.
     pub created_at: String,
     /// RFC 3339.

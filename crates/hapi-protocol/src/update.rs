@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::PermissionOption;
+use crate::{PermissionOption, Usage};
 
 /// Status of a tool call, as in ACP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -21,18 +21,6 @@ pub enum ToolCallStatus {
     Completed,
     /// Failed or was denied.
     Failed,
-}
-
-/// Token usage of a turn.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TS)]
-#[ts(export)]
-pub struct Usage {
-    /// Input tokens.
-    pub input_tokens: u64,
-    /// Output tokens.
-    pub output_tokens: u64,
-    /// Cost reported by the agent, if any.
-    pub cost_usd: Option<f64>,
 }
 
 /// One entry of a session's history.
@@ -99,7 +87,8 @@ pub enum SessionUpdate {
         /// What the rule decided.
         decision: crate::Decision,
     },
-    /// Token usage so far in this turn.
+    /// Tokens (and cost) one turn used with one model: deltas, never running
+    /// totals. A turn that used several models sends one update per model.
     UsageUpdate {
         /// Usage numbers.
         usage: Usage,

@@ -1,6 +1,7 @@
 //! The global event log and the session histories stored in it.
 use hapi_protocol::{
-    AuditEntry, AuditKind, DecisionChannel, EventPayload, HubEvent, Message, SessionState, SessionUpdate,
+    AuditEntry, AuditKind, DecisionChannel, EventPayload, HubEvent, Message, SessionCommand, SessionState,
+    SessionUpdate,
 };
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
@@ -8,6 +9,7 @@ use crate::approvals::{cancel_pending, create_approval};
 use crate::audit::{append_audit, audit_tool_call, audit_tool_outcome};
 use crate::sessions::{announce, set_state};
 use crate::tools::tool_summary;
+use crate::usage::{enforce_budget, record_usage, refuse_if_paused};
 use crate::{Result, StoreError, now_ms, rfc3339};
 
 /// Appends one row to the event log and returns its global sequence number.
@@ -41,6 +43,9 @@ pub struct Appended {
     pub events: Vec<HubEvent>,
     /// The `client_seq` was already stored: a resend after a lost ack.
     pub duplicate: bool,
+    /// Commands it queued in the session's outbox (an `Abort` when a usage
+    /// update reached the budget during a turn), to push to the wrapper.
+    pub commands: Vec<(u64, SessionCommand)>,
 }
 
 /// Appends a history entry to a session and applies what it implies: a prompt
@@ -63,8 +68,8 @@ pub fn append_update(
             .optional()?;
         if seen.is_some() {
             return Ok(Appended {
-                events: Vec::new(),
                 duplicate: true,
+                ..Appended::default()
             });
         }
     }
@@ -77,6 +82,13 @@ pub fn append_update(
     if ended && matches!(update, SessionUpdate::UserMessage { .. }) {
         return Err(StoreError::SessionEnded);
     }
+    // A prompt through the API (no client_seq) to a session its budget paused.
+    // A wrapper's own first prompt is never refused: its link would resend it
+    // forever.
+    if client_seq.is_none() && matches!(update, SessionUpdate::UserMessage { .. }) {
+        refuse_if_paused(tx, session_id)?;
+    }
+    let mut commands = Vec::new();
 
     let seq = last_seq as u64 + 1;
     let now = now_ms();
@@ -166,6 +178,18 @@ pub fn append_update(
                 },
             )?;
         }
+        SessionUpdate::UsageUpdate { usage } => {
+            // Counted once: a resend never gets here (client_seq check above).
+            record_usage(tx, session_id, usage)?;
+            let outcome = enforce_budget(tx, session_id)?;
+            commands = outcome.commands;
+            if outcome.events.is_empty() {
+                // The totals are part of the session as clients see it.
+                events.push(announce(tx, session_id)?);
+            } else {
+                events.extend(outcome.events);
+            }
+        }
         SessionUpdate::SessionEnded { .. } => {
             tx.execute("UPDATE sessions SET turn_open = 0 WHERE id = ?1", [session_id])?;
             events.extend(cancel_pending(tx, session_id)?);
@@ -181,6 +205,7 @@ pub fn append_update(
     Ok(Appended {
         events,
         duplicate: false,
+        commands,
     })
 }
 

@@ -1,7 +1,8 @@
 //! The hub's SQLite store.
 //!
 //! One database file holds machines, sessions, their histories, approvals, the
-//! global event log, the per-session command outbox and the audit log. Design points:
+//! global event log, the per-session command outbox, the audit log, and token
+//! usage with budgets. Design points:
 //! - **One event log.** Every change the hub announces is a row of `events`, whose
 //!   `seq` (INTEGER PRIMARY KEY AUTOINCREMENT) is the global, monotonic sequence
 //!   number clients resume from. A session's history entries are the `message`
@@ -26,6 +27,7 @@ mod outbox;
 mod schema;
 mod sessions;
 pub mod tools;
+mod usage;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -49,6 +51,7 @@ pub use sessions::{
     create_session, list_sessions, mark_all_disconnected, mark_connected, mark_disconnected, session,
     session_token_hash, set_skip_approvals,
 };
+pub use usage::{BudgetOutcome, session_usage, set_budget};
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +87,10 @@ pub enum StoreError {
     /// The session has ended.
     #[error("session has ended")]
     SessionEnded,
+    /// The session's budget is reached: it takes no prompts until the budget
+    /// is raised or cleared. The text says how far (`Budget reached: N of M tokens`).
+    #[error("{0}")]
+    BudgetReached(String),
     /// The group COMMIT this write was part of failed; nothing of it is stored.
     #[error("commit failed: {0}")]
     CommitFailed(String),

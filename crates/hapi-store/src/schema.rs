@@ -142,6 +142,37 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_session ON audit(session_id, id);
     CREATE INDEX audit_tool_call ON audit(session_id, tool_call_id) WHERE tool_call_id IS NOT NULL;
     "#,
+    // 6: token usage per session and model, added up in the transaction that
+    // stores each usage update (so a resent update, refused by the client_seq
+    // index, is never counted twice), and a per-session budget. Usage stored
+    // before this version is folded in as model `unknown`, tokens only: those
+    // updates carried the process's running cost, not the turn's.
+    r#"
+    CREATE TABLE session_usage (
+        session_id          TEXT NOT NULL REFERENCES sessions(id),
+        model               TEXT NOT NULL,
+        input_tokens        INTEGER NOT NULL DEFAULT 0,
+        output_tokens       INTEGER NOT NULL DEFAULT 0,
+        cache_read_tokens   INTEGER NOT NULL DEFAULT 0,
+        cache_write_tokens  INTEGER NOT NULL DEFAULT 0,
+        cost_usd            REAL,               -- NULL while no update for the model carried a cost
+        updates             INTEGER NOT NULL DEFAULT 0,
+        updated_at          INTEGER NOT NULL,
+        PRIMARY KEY (session_id, model)
+    ) WITHOUT ROWID;
+    ALTER TABLE sessions ADD COLUMN budget_max_tokens INTEGER;
+    ALTER TABLE sessions ADD COLUMN budget_max_cost_usd REAL;
+    ALTER TABLE sessions ADD COLUMN budget_paused INTEGER NOT NULL DEFAULT 0;
+    INSERT INTO session_usage (session_id, model, input_tokens, output_tokens, updates, updated_at)
+        SELECT session_id, 'unknown',
+               SUM(COALESCE(json_extract(body, '$.usage.input_tokens'), 0)),
+               SUM(COALESCE(json_extract(body, '$.usage.output_tokens'), 0)),
+               COUNT(*), MAX(created_at)
+        FROM events
+        WHERE kind = 'message' AND json_extract(body, '$.kind') = 'usage_update'
+              AND session_id IN (SELECT id FROM sessions)
+        GROUP BY session_id;
+    "#,
 ];
 
 /// The schema version this build creates and understands.
@@ -165,3 +196,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "schema_tests.rs"]
+mod tests;

@@ -1,12 +1,19 @@
 //! Sessions: creation, lookup, and the connection-driven state changes.
-use hapi_protocol::{AgentKind, AuditEntry, AuditKind, EventPayload, HubEvent, Session, SessionState};
+use hapi_protocol::{
+    AgentKind, AuditEntry, AuditKind, EventPayload, HubEvent, Session, SessionState, SessionUsageSummary,
+};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use crate::events::record_event;
+use crate::usage::budget_from;
 use crate::{Result, StoreError, now_ms, rfc3339};
 
 const SELECT: &str = "SELECT s.id, s.agent, s.cwd, s.state, s.last_seq, s.created_at, s.updated_at,
-    (SELECT COUNT(*) FROM approvals a WHERE a.session_id = s.id AND a.state = 'pending'), s.skip_approvals
+    (SELECT COUNT(*) FROM approvals a WHERE a.session_id = s.id AND a.state = 'pending'), s.skip_approvals,
+    s.budget_max_tokens, s.budget_max_cost_usd, s.budget_paused,
+    (SELECT COALESCE(SUM(u.input_tokens + u.output_tokens + u.cache_read_tokens + u.cache_write_tokens), 0)
+        FROM session_usage u WHERE u.session_id = s.id),
+    (SELECT SUM(u.cost_usd) FROM session_usage u WHERE u.session_id = s.id)
     FROM sessions s";
 
 fn from_row(row: &Row) -> rusqlite::Result<Session> {
@@ -29,6 +36,12 @@ fn from_row(row: &Row) -> rusqlite::Result<Session> {
         updated_at: rfc3339(row.get(6)?),
         pending_approvals: row.get::<_, i64>(7)? as u32,
         skip_approvals: row.get(8)?,
+        usage: SessionUsageSummary {
+            budget: budget_from(row.get(9)?, row.get(10)?),
+            budget_paused: row.get(11)?,
+            total_tokens: row.get::<_, i64>(12)?.max(0) as u64,
+            cost_usd: row.get(13)?,
+        },
     })
 }
 

@@ -6,6 +6,7 @@
 //! and escalates a stop (close stdin, then SIGTERM, then SIGKILL to the process
 //! group). The protocol translation itself lives in [`stream`].
 pub mod stream;
+pub mod usage;
 
 use std::process::ExitStatus;
 use std::time::Duration;

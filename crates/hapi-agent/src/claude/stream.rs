@@ -6,11 +6,13 @@
 //! lines on stdin (`user` prompts, `control_request` initialize / interrupt,
 //! `control_response` answers to its `can_use_tool` requests). [`ClaudeStream`]
 //! keeps the little state the translation needs: permission requests still
-//! waiting for a decision, the session's "always" rules, and whether we asked for
-//! an interrupt.
+//! waiting for a decision, the session's "always" rules, whether we asked for
+//! an interrupt, how many turns are open, and the usage totals so far.
 use std::collections::HashMap;
 
-use hapi_protocol::{Decision, PermissionOption, SessionCommand, SessionUpdate, ToolCallStatus, Usage};
+use hapi_protocol::{Decision, PermissionOption, SessionCommand, SessionUpdate, ToolCallStatus};
+
+use super::usage::UsageTracker;
 use serde_json::{Value, json};
 
 /// The message Claude gets when a person denies without a note.
@@ -49,6 +51,9 @@ pub struct ClaudeStream {
     rules: Vec<Rule>,
     interrupts_sent: u64,
     interrupting: bool,
+    /// Prompts sent whose `result` has not come yet.
+    open_turns: u64,
+    usage: UsageTracker,
 }
 
 impl ClaudeStream {
@@ -114,12 +119,15 @@ impl ClaudeStream {
     /// handled by the driver.
     pub fn on_command(&mut self, command: SessionCommand) -> Vec<Action> {
         match command {
-            SessionCommand::Prompt { text } => vec![Action::Send(json!({
+            SessionCommand::Prompt { text } => {
+                self.open_turns += 1;
+                vec![Action::Send(json!({
                 "type": "user",
                 "session_id": "",
                 "parent_tool_use_id": null,
                 "message": {"role": "user", "content": [{"type": "text", "text": text}]},
-            }))],
+                }))]
+            }
             SessionCommand::Decide {
                 request_id,
                 decision,
@@ -146,6 +154,14 @@ impl ClaudeStream {
                     &deny_message,
                 ))]
             }
+            // An abort that arrives after its turn ended (the hub pausing a session
+            // for its budget on the turn's last usage update, a late click) has
+            // nothing to interrupt; sent anyway, it would mark the *next* turn as
+            // interrupted.
+            SessionCommand::Abort if self.open_turns == 0 => {
+                tracing::info!("ignoring an abort: no turn is running");
+                Vec::new()
+            }
             SessionCommand::Abort => {
                 self.interrupts_sent += 1;
                 self.interrupting = true;
@@ -160,13 +176,8 @@ impl ClaudeStream {
     }
 
     fn on_result(&mut self, msg: &Value) -> Vec<Action> {
-        let usage = msg.get("usage");
-        let tokens = |key: &str| usage.and_then(|u| u.get(key)).and_then(Value::as_u64).unwrap_or(0);
-        let usage = Usage {
-            input_tokens: tokens("input_tokens"),
-            output_tokens: tokens("output_tokens"),
-            cost_usd: msg.get("total_cost_usd").and_then(Value::as_f64),
-        };
+        self.open_turns = self.open_turns.saturating_sub(1);
+        let usage = self.usage.on_result(msg);
         let is_error = msg.get("is_error").and_then(Value::as_bool).unwrap_or(false);
         let text = |key: &str| msg.get(key).and_then(Value::as_str).map(str::to_owned);
         let stop_reason = if std::mem::take(&mut self.interrupting) {
@@ -180,10 +191,11 @@ impl ClaudeStream {
                 .or_else(|| text("terminal_reason"))
                 .unwrap_or_else(|| "end_turn".to_owned())
         };
-        vec![
-            Action::Update(SessionUpdate::UsageUpdate { usage }),
-            Action::Update(SessionUpdate::TurnEnd { stop_reason, is_error }),
-        ]
+        usage
+            .into_iter()
+            .map(|usage| Action::Update(SessionUpdate::UsageUpdate { usage }))
+            .chain([Action::Update(SessionUpdate::TurnEnd { stop_reason, is_error })])
+            .collect()
     }
 
     fn on_control_request(&mut self, msg: &Value) -> Vec<Action> {

@@ -130,8 +130,11 @@ fn allow_transcript_maps_to_the_expected_updates() {
             },
             SessionUpdate::UsageUpdate {
                 usage: Usage {
+                    model: "claude-opus-5-5".into(),
                     input_tokens: 200,
                     output_tokens: 40,
+                    cache_read_tokens: 0,
+                    cache_write_tokens: 0,
                     cost_usd: Some(0.0016)
                 }
             },
@@ -195,7 +198,8 @@ fn api_error_ends_the_turn_as_an_error_and_retries_stay_quiet() {
             is_error: true
         })
     );
-    assert_eq!(got.len(), 3, "chunk, usage, turn end: {got:#?}");
+    // The failed requests used no tokens, so there is no usage update.
+    assert_eq!(got.len(), 2, "chunk, turn end: {got:#?}");
 }
 
 #[test]
@@ -273,6 +277,7 @@ fn once_decisions_leave_no_rule_and_unknown_ids_are_ignored() {
 #[test]
 fn abort_interrupts_and_marks_the_turn_end() {
     let mut stream = ClaudeStream::new();
+    stream.on_command(SessionCommand::Prompt { text: "go".into() });
     let first = stream.on_command(SessionCommand::Abort);
     assert_eq!(
         sent(&first),
@@ -283,20 +288,71 @@ fn abort_interrupts_and_marks_the_turn_end() {
     let end =
         stream.on_line(r#"{"type":"result","subtype":"error_during_execution","is_error":false,"stop_reason":null}"#);
     assert_eq!(
-        updates(&end)[1],
-        SessionUpdate::TurnEnd {
+        updates(&end),
+        [SessionUpdate::TurnEnd {
             stop_reason: "interrupted".into(),
             is_error: false
-        }
+        }]
     );
+    stream.on_command(SessionCommand::Prompt { text: "again".into() });
     let next = stream.on_line(r#"{"type":"result","subtype":"success","is_error":false,"stop_reason":"end_turn"}"#);
     assert_eq!(
-        updates(&next)[1],
-        SessionUpdate::TurnEnd {
+        updates(&next),
+        [SessionUpdate::TurnEnd {
             stop_reason: "end_turn".into(),
             is_error: false
-        }
+        }]
     );
+}
+
+#[test]
+fn an_abort_after_the_turn_ended_sends_nothing_and_leaves_the_next_turn_alone() {
+    let mut stream = ClaudeStream::new();
+    stream.on_command(SessionCommand::Prompt { text: "go".into() });
+    stream.on_line(r#"{"type":"result","subtype":"success","is_error":false,"stop_reason":"end_turn"}"#);
+    // The hub paused the session for its budget on that turn's usage update.
+    assert_eq!(stream.on_command(SessionCommand::Abort), []);
+    stream.on_command(SessionCommand::Prompt { text: "more".into() });
+    let next = stream.on_line(r#"{"type":"result","subtype":"success","is_error":false,"stop_reason":"end_turn"}"#);
+    assert_eq!(
+        updates(&next),
+        [SessionUpdate::TurnEnd {
+            stop_reason: "end_turn".into(),
+            is_error: false
+        }]
+    );
+}
+
+#[test]
+fn two_turns_report_what_each_turn_added() {
+    let got = replay("claude_stdio_two_turns.transcript.jsonl", |_| {
+        (Decision::AllowOnce, None)
+    });
+    let usage: Vec<&Usage> = got
+        .iter()
+        .filter_map(|u| match u {
+            SessionUpdate::UsageUpdate { usage } => Some(usage),
+            _ => None,
+        })
+        .collect();
+    // The recording's `modelUsage` says 200/40 after turn 1 and 300/60 after
+    // turn 2 (running totals), `total_cost_usd` 0.0016 then 0.0024.
+    let turn = |input, output, cost| Usage {
+        model: "claude-opus-5-5".into(),
+        input_tokens: input,
+        output_tokens: output,
+        cache_read_tokens: 0,
+        cache_write_tokens: 0,
+        cost_usd: Some(cost),
+    };
+    assert_eq!(usage, [&turn(200, 40, 0.0016), &turn(100, 20, 0.0008)]);
+    // Each usage update comes right before its turn's end.
+    let kinds: Vec<bool> = got
+        .iter()
+        .filter(|u| matches!(u, SessionUpdate::UsageUpdate { .. } | SessionUpdate::TurnEnd { .. }))
+        .map(|u| matches!(u, SessionUpdate::UsageUpdate { .. }))
+        .collect();
+    assert_eq!(kinds, [true, false, true, false]);
 }
 
 #[test]

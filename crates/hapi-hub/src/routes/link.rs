@@ -20,6 +20,7 @@ use crate::auth::{bearer, token_hash};
 use crate::error::ApiError;
 use crate::metrics::Source;
 use crate::routes::approvals::apply_policy;
+use crate::routes::usage::push_commands;
 
 /// Most updates of one connection in flight before reading pauses.
 const MAX_IN_FLIGHT: usize = 4096;
@@ -107,6 +108,10 @@ async fn run(state: AppState, id: String, socket: WebSocket) {
                         // A permission request meets the approval policy in the
                         // transaction that stores it.
                         let policy = matches!(update, SessionUpdate::PermissionRequest { .. }).then(|| state.policy());
+                        let usage = match &update {
+                            SessionUpdate::UsageUpdate { usage } => Some(usage.clone()),
+                            _ => None,
+                        };
                         // Queued here, in arrival order; only the commit is awaited later.
                         let queued = state.writer().submit(move |tx| {
                             let mut appended = hapi_store::append_update(tx, &sid, Some(client_seq), &update)?;
@@ -116,19 +121,28 @@ async fn run(state: AppState, id: String, socket: WebSocket) {
                                 }
                                 _ => None,
                             };
-                            Ok(((client_seq, appended.duplicate, auto), appended.events))
+                            let done = (client_seq, appended.duplicate, auto, appended.commands);
+                            Ok((done, appended.events))
                         }).await;
                         match queued {
                             Ok(commit) => {
                                 let state = state.clone();
+                                let sid = id.clone();
                                 writes.push_back(Box::pin(async move {
-                                    let (client_seq, duplicate, auto) = commit.await.map_err(ApiError::from)?;
+                                    let (client_seq, duplicate, auto, commands) =
+                                        commit.await.map_err(ApiError::from)?;
                                     if !duplicate {
                                         state.metrics().message_ingested(Source::Wrapper);
+                                        if let Some(usage) = &usage {
+                                            state.metrics().usage_recorded(usage);
+                                        }
                                     }
                                     if let Some(auto) = auto {
                                         auto.finish(&state);
                                     }
+                                    // A usage update that reached the budget paused the
+                                    // session and queued an abort of its turn.
+                                    push_commands(&state, &sid, commands);
                                     Ok(client_seq)
                                 }));
                             }

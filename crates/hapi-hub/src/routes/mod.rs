@@ -9,10 +9,11 @@ pub(crate) mod ops;
 mod phone;
 mod policy;
 mod sessions;
+pub(crate) mod usage;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use hapi_protocol::{Health, VERSION};
 use tower_http::trace::TraceLayer;
@@ -31,6 +32,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/sessions/{id}/abort", post(sessions::abort))
         .route("/sessions/{id}/stop", post(sessions::stop))
         .route("/sessions/{id}/skip-approvals", post(sessions::skip_approvals))
+        .route("/sessions/{id}/usage", get(usage::get))
+        .route("/sessions/{id}/budget", put(usage::put_budget))
         .route("/sessions/{id}/ws", get(link::connect))
         .route("/approvals", get(approvals::list))
         .route("/approvals/{id}", get(approvals::get).post(approvals::decide))

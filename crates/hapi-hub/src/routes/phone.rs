@@ -11,11 +11,11 @@
 //! here: they answer `404` (or `401` without a device token). `/metrics` and
 //! `/ready` answer `404`.
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{any, get, post};
+use axum::routing::{any, get, post, put};
 use axum::{Extension, Router, middleware};
 use tower_http::trace::TraceLayer;
 
-use super::{approvals, events, health, machines, sessions, unknown_api_route};
+use super::{approvals, events, health, machines, sessions, unknown_api_route, usage};
 use crate::error::ApiError;
 use crate::remote::RemoteCtx;
 use crate::{AppState, assets, auth, pairing, security};
@@ -27,6 +27,8 @@ pub(crate) fn router(state: AppState, ctx: RemoteCtx) -> Router {
         .route("/sessions/{id}/messages", get(sessions::messages).post(sessions::send))
         .route("/sessions/{id}/abort", post(sessions::abort))
         .route("/sessions/{id}/stop", post(sessions::stop))
+        .route("/sessions/{id}/usage", get(usage::get))
+        .route("/sessions/{id}/budget", put(usage::put_budget))
         .route("/approvals", get(approvals::list))
         .route("/approvals/{id}", get(approvals::get).post(approvals::decide))
         .route("/machines", get(machines::list))

@@ -10,3 +10,4 @@ mod machines;
 mod ops;
 mod phone;
 mod tls;
+mod usage;

@@ -7,6 +7,7 @@ use hapi_store::{Durability, Store, StoreError};
 use serde_json::json;
 
 mod audit;
+mod usage;
 
 fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
