@@ -202,6 +202,7 @@ mod tests {
             pending_approvals: 0,
             last_seq: 0,
             skip_approvals: false,
+            usage: Default::default(),
             created_at: String::new(),
             updated_at: String::new(),
         }
