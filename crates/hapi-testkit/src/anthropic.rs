@@ -17,6 +17,11 @@ use tokio::task::JoinHandle;
 
 use crate::script::{Reply, Script};
 
+/// Input tokens every response reports (no cache reads or writes).
+const INPUT_TOKENS: u64 = 100;
+/// Output tokens every response reports (in `message_delta` when streaming).
+const OUTPUT_TOKENS: u64 = 20;
+
 /// A running fake API. Stops when dropped or on [`FakeAnthropic::shutdown`].
 #[derive(Debug)]
 pub struct FakeAnthropic {
@@ -35,6 +40,12 @@ impl FakeAnthropic {
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The usage every response reports, `(input_tokens, output_tokens)`, so
+    /// tests can say what an agent should have counted for the requests it made.
+    pub fn usage_per_response(&self) -> (u64, u64) {
+        (INPUT_TOKENS, OUTPUT_TOKENS)
     }
 
     /// Bodies of every `POST /v1/messages` so far, in arrival order.
@@ -168,7 +179,7 @@ fn stop_reason(reply: &Reply) -> &'static str {
 }
 
 fn start_usage() -> Value {
-    json!({"input_tokens": 100, "output_tokens": 1, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0})
+    json!({"input_tokens": INPUT_TOKENS, "output_tokens": 1, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0})
 }
 
 fn json_body(reply: &Reply, model: &str, message_id: &str, tool_id: Option<&str>) -> Value {
@@ -179,7 +190,7 @@ fn json_body(reply: &Reply, model: &str, message_id: &str, tool_id: Option<&str>
     json!({
         "id": message_id, "type": "message", "role": "assistant", "model": model, "content": content,
         "stop_reason": stop_reason(reply), "stop_sequence": null,
-        "usage": {"input_tokens": 100, "output_tokens": 20, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
+        "usage": {"input_tokens": INPUT_TOKENS, "output_tokens": OUTPUT_TOKENS, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
     })
 }
 
@@ -227,7 +238,7 @@ fn sse_body(reply: &Reply, model: &str, message_id: &str, tool_id: Option<&str>)
     event(
         "message_delta",
         json!({"type": "message_delta",
-        "delta": {"stop_reason": stop_reason(reply), "stop_sequence": null}, "usage": {"output_tokens": 20}}),
+        "delta": {"stop_reason": stop_reason(reply), "stop_sequence": null}, "usage": {"output_tokens": OUTPUT_TOKENS}}),
     );
     event("message_stop", json!({"type": "message_stop"}));
     out
