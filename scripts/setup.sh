@@ -22,10 +22,11 @@ APT_PKGS+=(libwebkit2gtk-4.1-dev libjavascriptcoregtk-4.1-dev libsoup-3.0-dev li
   libayatana-appindicator3-dev libayatana-appindicator3-1 librsvg2-dev libssl-dev libxdo-dev libdbus-1-dev)
 # Tests: Chromium for the browser tests; a headless desktop for the app's tests
 # (X server, session bus, Secret Service keyring, notification daemon, tray host,
-# WebKit's WebDriver); zbar for reading QR codes back.
+# WebKit's WebDriver); zbar for reading QR codes back; iproute2 (`ip netns`) for
+# the relay test's network namespaces.
 [ "$WITH_TEST" = 1 ] && APT_PKGS+=(chromium dbus dbus-user-session gnome-keyring libsecret-tools
   xvfb xauth at-spi2-core fonts-dejavu-core webkit2gtk-driver dunst libnotify-bin
-  haskell-status-notifier-item-utils x11-utils zbar-tools)
+  haskell-status-notifier-item-utils x11-utils zbar-tools iproute2)
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)

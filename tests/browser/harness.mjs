@@ -48,10 +48,15 @@ export async function withPhonePage(name, body) {
   }
 }
 
-/** Headless Debian Chromium (HAPI_TEST_CHROMIUM, default /usr/bin/chromium). */
-export function launchBrowser() {
+/**
+ * Headless Debian Chromium (HAPI_TEST_CHROMIUM, default /usr/bin/chromium), or
+ * `executablePath`: e.g. a wrapper script that runs Chromium in another network
+ * namespace (`exec ip netns exec NS chromium "$@"`; playwright drives Chromium
+ * over inherited pipes, which `ip netns exec` passes on).
+ */
+export function launchBrowser(executablePath = process.env.HAPI_TEST_CHROMIUM || "/usr/bin/chromium") {
   return chromium.launch({
-    executablePath: process.env.HAPI_TEST_CHROMIUM || "/usr/bin/chromium",
+    executablePath,
     headless: true,
     args: [
       "--no-sandbox",

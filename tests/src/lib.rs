@@ -3,6 +3,8 @@
 //!
 //! Every child runs in its own process group and is stopped (group-wide, by PID)
 //! when its guard drops, so a failing test leaves nothing running.
+pub mod netns;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
