@@ -8,6 +8,7 @@ mod audit;
 mod backup;
 mod claude;
 pub mod config;
+mod doctor;
 pub mod hub;
 mod hub_client;
 mod rotate;
@@ -53,6 +54,9 @@ enum Command {
         #[command(subcommand)]
         command: backup::BackupCommand,
     },
+    /// Check the hub, runner, database, owner token, phone access, approvals,
+    /// backups and disk; print what is wrong and what to do (docs/runbooks/).
+    Doctor(doctor::DoctorArgs),
 }
 
 #[derive(Subcommand)]
@@ -97,6 +101,7 @@ pub fn main_from(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
         }
         Command::Backup { command } => backup::run(command),
         Command::Audit(args) => audit::run(args, &runtime),
+        Command::Doctor(args) => doctor::run(args, &runtime),
     }
 }
 
