@@ -3,6 +3,7 @@ import type { Approval } from "./generated/Approval";
 import type { ApprovalList } from "./generated/ApprovalList";
 import type { ApprovalResponse } from "./generated/ApprovalResponse";
 import type { AuditList } from "./generated/AuditList";
+import type { Budget } from "./generated/Budget";
 import type { DecideApproval } from "./generated/DecideApproval";
 import type { Decision } from "./generated/Decision";
 import type { DecisionChannel } from "./generated/DecisionChannel";
@@ -24,6 +25,7 @@ import type { SendMessage } from "./generated/SendMessage";
 import type { Session } from "./generated/Session";
 import type { SessionList } from "./generated/SessionList";
 import type { SessionResponse } from "./generated/SessionResponse";
+import type { SessionUsage } from "./generated/SessionUsage";
 import type { SetPolicy } from "./generated/SetPolicy";
 import type { SetRemoteAccess } from "./generated/SetRemoteAccess";
 import type { SetSkipApprovals } from "./generated/SetSkipApprovals";
@@ -170,6 +172,21 @@ export class HubApi {
 
   async abort(id: string): Promise<void> {
     await this.request("POST", `/api/sessions/${encodeURIComponent(id)}/abort`);
+  }
+
+  /** Ends the session: the wrapper stops the agent. */
+  async stop(id: string): Promise<void> {
+    await this.request("POST", `/api/sessions/${encodeURIComponent(id)}/stop`);
+  }
+
+  /** Tokens per model, totals, the budget and whether it paused the session. */
+  usage(id: string): Promise<SessionUsage> {
+    return this.request("GET", `/api/sessions/${encodeURIComponent(id)}/usage`);
+  }
+
+  /** Sets the session's budget, or clears it with `null`; a raised or cleared budget unpauses. */
+  setBudget(id: string, budget: Budget | null): Promise<SessionUsage> {
+    return this.request("PUT", `/api/sessions/${encodeURIComponent(id)}/budget`, budget);
   }
 
   async pendingApprovals(sessionId?: string): Promise<Approval[]> {

@@ -42,7 +42,10 @@ describe("reduceConversation", () => {
 
   it("carries usage into the following turn end and keeps errors and endings", () => {
     const items = reduceConversation([
-      msg(1, { kind: "usage_update", usage: { input_tokens: 10, output_tokens: 5, cost_usd: null } }),
+      msg(1, {
+        kind: "usage_update",
+        usage: { model: "m", input_tokens: 10, output_tokens: 5, cache_read_tokens: 0, cache_write_tokens: 0, cost_usd: null },
+      }),
       msg(2, { kind: "turn_end", stop_reason: "end_turn", is_error: false }),
       msg(3, { kind: "error", message: "rate limited" }),
       msg(4, { kind: "permission_auto_decided", tool: "Read", input: { file_path: "/a" }, decision: "allow_once" }),

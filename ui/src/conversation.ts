@@ -5,6 +5,7 @@ import type { Decision } from "./generated/Decision";
 import type { Message } from "./generated/Message";
 import type { ToolCallStatus } from "./generated/ToolCallStatus";
 import type { Usage } from "./generated/Usage";
+import { sumUsage } from "./usage";
 
 export type ConversationItem =
   | { kind: "user"; key: string; text: string; at: string }
@@ -99,7 +100,8 @@ export function reduceConversation(messages: readonly Message[]): ConversationIt
         items.push({ kind: "auto_decided", key, tool: u.tool, input: u.input, decision: u.decision });
         break;
       case "usage_update":
-        lastUsage = u.usage;
+        // One update per model the turn used.
+        lastUsage = sumUsage(lastUsage, u.usage);
         break;
       case "turn_end":
         items.push({ kind: "turn_end", key, stopReason: u.stop_reason, isError: u.is_error, usage: lastUsage });

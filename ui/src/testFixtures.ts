@@ -17,6 +17,7 @@ export function session(id: string, over: Partial<Session> = {}): Session {
     pending_approvals: 0,
     last_seq: 0,
     skip_approvals: false,
+    usage: { total_tokens: 0, cost_usd: null, budget: null, budget_paused: false },
     created_at: "2026-01-01T00:00:00Z",
     updated_at: "2026-01-01T00:00:00Z",
     ...over,

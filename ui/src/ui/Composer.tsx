@@ -9,10 +9,11 @@ export function Composer(props: { store: HubStore; sessionId: string; session: S
   const [error, setError] = useState<string | null>(null);
   const [endedByServer, setEndedByServer] = useState(false);
   const ended = props.session?.state === "ended" || endedByServer;
+  const paused = props.session?.usage.budget_paused ?? false;
 
   const send = async () => {
     const value = text.trim();
-    if (!value || sending || ended) return;
+    if (!value || sending || ended || paused) return;
     setSending(true);
     setError(null);
     try {
@@ -31,6 +32,15 @@ export function Composer(props: { store: HubStore; sessionId: string; session: S
       <div class="composer composer-ended" role="note">
         <textarea data-testid="composer-input" disabled aria-label="Message" placeholder="Session ended" rows={1} />
         <p class="muted">This session has ended, so it cannot take new messages. Start a new one with <code>hapi claude</code>.</p>
+      </div>
+    );
+  }
+
+  if (paused) {
+    return (
+      <div class="composer composer-ended" role="note" data-testid="composer-paused">
+        <textarea data-testid="composer-input" disabled aria-label="Message" placeholder="Paused: budget reached" rows={1} />
+        <p class="muted">The session's budget is reached. Raise or clear the budget above to send more prompts.</p>
       </div>
     );
   }

@@ -1,4 +1,5 @@
 import { decisionLabel, describeToolInput, formatJson, type ConversationItem } from "../conversation";
+import { formatCost, formatTokens, usageTokens } from "../usage";
 
 const statusLabel = {
   pending: "pending",
@@ -73,8 +74,8 @@ function Item(props: { item: ConversationItem }) {
           <span>
             Turn ended{item.stopReason && item.stopReason !== "end_turn" ? ` (${item.stopReason})` : ""}
             {item.usage
-              ? ` · ${item.usage.input_tokens + item.usage.output_tokens} tokens${
-                  item.usage.cost_usd !== null ? ` · $${item.usage.cost_usd.toFixed(4)}` : ""
+              ? ` · ${formatTokens(usageTokens(item.usage))} tokens${
+                  item.usage.cost_usd !== null ? ` · ${formatCost(item.usage.cost_usd)}` : ""
                 }`
               : ""}
           </span>

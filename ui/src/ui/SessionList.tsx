@@ -2,6 +2,7 @@ import { useNow } from "../hub";
 import { pendingApprovals, sortedSessions, type HubState } from "../hubState";
 import { agentLabel, projectName, relativeTime, shortenCwd } from "../sessionFormat";
 import { SkipApprovalsBadge } from "./SkipApprovals";
+import { BudgetBadge } from "./Usage";
 import { StateBadge } from "./StateBadge";
 
 export function SessionList(props: { state: HubState; selectedId: string | null; onRetry: () => void }) {
@@ -59,6 +60,7 @@ export function SessionList(props: { state: HubState; selectedId: string | null;
                       </span>
                     )}
                     {s.skip_approvals && <SkipApprovalsBadge compact />}
+                    {s.usage.budget_paused && <BudgetBadge compact />}
                     <StateBadge state={s.state} />
                   </span>
                   <span class="session-sub">

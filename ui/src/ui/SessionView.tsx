@@ -10,6 +10,7 @@ import { Conversation } from "./Conversation";
 import { SessionNotifyToggle } from "./DesktopSettings";
 import { SkipApprovalsBadge, SkipApprovalsBanner, SkipApprovalsPrompt, SkipApprovalsToggle, useSkipApprovals } from "./SkipApprovals";
 import { StateBadge } from "./StateBadge";
+import { BudgetBadge, BudgetBanner, BudgetForm, UsagePanel, useUsageStore } from "./Usage";
 import { hashForAudit } from "../routing";
 
 const NEAR_BOTTOM_PX = 80;
@@ -27,6 +28,8 @@ export function SessionView(props: {
   const session = state.sessions[sessionId];
   const skip = useSkipApprovals(store.api, sessionId);
   const skipping = session?.skip_approvals ?? false;
+  const usage = useUsageStore(store.api, sessionId, session);
+  const paused = session?.usage.budget_paused ?? false;
   const history = state.histories[sessionId] ?? emptyHistory;
   const now = useNow(1000);
   const items = useMemo(() => reduceConversation(history.messages), [history.messages]);
@@ -90,6 +93,7 @@ export function SessionView(props: {
           )}
         </div>
         {skipping && <SkipApprovalsBadge />}
+        {paused && <BudgetBadge />}
         {session && <StateBadge state={session.state} />}
         {owner && session && <SkipApprovalsToggle control={skip} enabled={skipping} />}
         {owner && (
@@ -105,6 +109,9 @@ export function SessionView(props: {
         )}
       </div>
       {skipping && <SkipApprovalsBanner />}
+      {session && paused && <BudgetBanner store={usage} summary={session.usage} ended={session.state === "ended"} />}
+      {usage.editing && <BudgetForm store={usage} />}
+      {session && <UsagePanel store={usage} summary={session.usage} />}
       {owner && <SkipApprovalsPrompt control={skip} enabled={skipping} />}
       {abortState.error && (
         <div class="banner error" role="alert">
