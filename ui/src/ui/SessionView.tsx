@@ -109,7 +109,8 @@ export function SessionView(props: {
         )}
       </div>
       {skipping && <SkipApprovalsBanner />}
-      {session && paused && <BudgetBanner store={usage} summary={session.usage} ended={session.state === "ended"} />}
+      {/* An ended session takes no prompts anyway: no banner asking to raise its budget. */}
+      {session && paused && session.state !== "ended" && <BudgetBanner store={usage} summary={session.usage} />}
       {usage.editing && <BudgetForm store={usage} />}
       {session && <UsagePanel store={usage} summary={session.usage} />}
       {owner && <SkipApprovalsPrompt control={skip} enabled={skipping} />}

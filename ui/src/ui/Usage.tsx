@@ -38,8 +38,8 @@ export function BudgetBadge(props: { compact?: boolean }) {
 }
 
 /** "Budget reached: N of M tokens — Raise budget / Stop session". */
-export function BudgetBanner(props: { store: UsageStore; summary: SessionUsageSummary; ended: boolean }) {
-  const { store, summary, ended } = props;
+export function BudgetBanner(props: { store: UsageStore; summary: SessionUsageSummary }) {
+  const { store, summary } = props;
   return (
     <div class="banner warn budget-banner" role="alert" data-testid="budget-banner">
       <p>
@@ -50,11 +50,9 @@ export function BudgetBanner(props: { store: UsageStore; summary: SessionUsageSu
         <button type="button" class="primary" onClick={() => store.openEditor(raisedDraft(summary))} data-testid="budget-raise">
           Raise budget
         </button>
-        {!ended && (
-          <button type="button" class="danger" onClick={() => void store.stop()} disabled={store.stopping} data-testid="budget-stop">
-            {store.stopping ? "Stopping…" : "Stop session"}
-          </button>
-        )}
+        <button type="button" class="danger" onClick={() => void store.stop()} disabled={store.stopping} data-testid="budget-stop">
+          {store.stopping ? "Stopping…" : "Stop session"}
+        </button>
       </div>
       {store.stopError && <p class="budget-error">Stop failed: {store.stopError}</p>}
     </div>
