@@ -1,10 +1,14 @@
 //! `hapi doctor` against a real hub and a real runner (a private copy of `hapi`,
 //! a temp `HAPI_HOME`, a 1 s heartbeat): it passes while both run, and names a
-//! stopped or killed runner, a phone-access tunnel that could not start, and
-//! approvals nobody is shown, each with its fix and its runbook, exiting non-zero.
+//! stopped or killed runner, a phone-access tunnel that could not start, a bore
+//! tunnel whose relay died, and approvals nobody is shown, each with its fix and
+//! its runbook, exiting non-zero.
 use std::time::Duration;
 
 use serde_json::{Value, json};
+
+use hapi_e2e::netns::Netns;
+use hapi_e2e::{Child, bin, wait_sync};
 
 // The runner tests' environment (hub, private `hapi` copy, cleanup that leaves
 // no process behind), shared rather than copied; not every helper is used here.
@@ -13,6 +17,16 @@ use serde_json::{Value, json};
 mod env;
 
 use env::{Env, alive, poll, rt, text};
+
+/// Held by each test for its whole run. Each test copies `hapi` (`Env::new`) and
+/// then executes the copy; a test forking at the moment another one still holds
+/// its copy open for writing makes that exec fail with ETXTBSY ("text file
+/// busy"), so the tests of this file run one at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// Every check doctor runs, in its order.
 const CHECKS: [&str; 10] = [
@@ -84,6 +98,7 @@ fn assert_runbook(line: &Line, runbook: &str) {
 
 #[test]
 fn doctor_passes_with_a_hub_and_a_runner_then_names_a_stopped_and_a_killed_runner() {
+    let _serial = one_at_a_time();
     let env = Env::new();
     let rt = rt();
     let first = env.start();
@@ -180,6 +195,7 @@ fn doctor_passes_with_a_hub_and_a_runner_then_names_a_stopped_and_a_killed_runne
 
 #[test]
 fn doctor_reports_a_tunnel_that_could_not_start_with_its_cause_and_runbook() {
+    let _serial = one_at_a_time();
     let env = Env::new();
     let rt = rt();
     env.start();
@@ -256,6 +272,7 @@ fn doctor_reports_a_tunnel_that_could_not_start_with_its_cause_and_runbook() {
 
 #[test]
 fn doctor_says_pending_approvals_reach_nobody_until_someone_follows_the_hub() {
+    let _serial = one_at_a_time();
     let env = Env::new();
     let rt = rt();
     env.start();
@@ -318,4 +335,92 @@ fn doctor_says_pending_approvals_reach_nobody_until_someone_follows_the_hub() {
     assert_eq!(check(&lines, "approvals").status, "ok", "{report}");
     drop(stream);
     env.finish();
+}
+
+/// Phone access through a real bore relay (the workspace's `bore-relay`, a
+/// `bore server`) that then dies: the tunnel is down and reconnecting, and
+/// doctor says so with the relay to check. The relay runs in a network
+/// namespace of its own, so its fixed control port (7835) meets no other test;
+/// the hub, the runner and doctor run in a second one wired to it.
+#[test]
+fn doctor_reports_a_bore_tunnel_down_when_its_relay_dies() {
+    let _serial = one_at_a_time();
+    const RELAY_IP: &str = "10.79.1.1";
+    let id = std::process::id();
+    let relay_ns = Netns::create(&format!("hapi-{id}-doctor-relay"));
+    let desktop_ns = Netns::create(&format!("hapi-{id}-doctor-desktop"));
+    relay_ns.veth("to-desktop", &desktop_ns, "to-relay");
+    relay_ns.address("to-desktop", &format!("{RELAY_IP}/24"));
+    desktop_ns.address("to-relay", "10.79.1.2/24");
+
+    let logs = tempfile::tempdir().unwrap();
+    let mut relay_cmd = relay_ns.command(bin("bore-relay"));
+    relay_cmd
+        .args(["--min-port", "47400", "--max-port", "47499"])
+        .stdout(std::process::Stdio::null());
+    let mut relay = Child::spawn("bore-relay", relay_cmd, &logs.path().join("bore-relay.log"));
+    let control = format!("{RELAY_IP}:7835").parse().unwrap();
+    wait_sync("the bore server", Duration::from_secs(30), || {
+        desktop_ns.can_connect(control, Duration::from_secs(1)).ok()
+    });
+
+    desktop_ns.enter(|| {
+        let env = Env::new();
+        let rt = rt();
+        env.start();
+        rt.block_on(env.online_machine());
+        let hub = env.hub.as_ref().unwrap();
+        let remote = rt.block_on(async {
+            let consent = hub.get(&format!("/api/remote/consent?kind=bore&host={RELAY_IP}")).await;
+            let r = hub
+                .http
+                .put(format!("{}/api/remote", hub.url))
+                .bearer_auth(&hub.token)
+                .json(&json!({"provider": {"kind": "bore", "host": RELAY_IP}, "plaintext_consent": consent["notice"]}))
+                .send()
+                .await
+                .unwrap();
+            r.json::<Value>().await.unwrap()
+        });
+        assert_eq!(remote["state"], "up", "{remote}");
+        let public_url = remote["public_url"].as_str().unwrap().to_owned();
+
+        let (code, report, lines) = doctor(&env);
+        assert_eq!(code, 0, "{report}");
+        let phone = check(&lines, "phone access");
+        assert_eq!(phone.status, "ok", "{report}");
+        assert_eq!(
+            phone.found,
+            format!("up through bore (server {RELAY_IP}) at {public_url} (0 failure(s) since it was turned on)")
+        );
+
+        // The relay dies; the hub's tunnel notices at once and keeps retrying.
+        relay.stop();
+        rt.block_on(hapi_e2e::wait("phone access to be down", || async {
+            let remote = hub.get("/api/remote").await;
+            (remote["state"] == "down").then_some(())
+        }));
+        let (code, report, lines) = doctor(&env);
+        assert_eq!(code, 1, "{report}");
+        let phone = check(&lines, "phone access");
+        assert_eq!(phone.status, "problem", "{report}");
+        assert!(
+            phone.found.starts_with(&format!(
+                "bore (server {RELAY_IP}) tunnel is down, reconnecting by itself: "
+            )),
+            "{report}"
+        );
+        assert!(!phone.found.contains("(0 failure(s)"), "the loss is counted: {report}");
+        let fix = phone.fix.as_deref().unwrap();
+        assert!(fix.contains(&format!("nc -vz {RELAY_IP} 7835")), "{report}");
+        assert!(fix.contains("hapi_tunnel_up"), "{report}");
+        assert_runbook(phone, "docs/runbooks/tunnel-or-relay-down.md");
+        let problems: Vec<&str> = lines
+            .iter()
+            .filter(|(_, l)| l.status == "problem")
+            .map(|(c, _)| c.as_str())
+            .collect();
+        assert_eq!(problems, ["phone access"], "{report}");
+        env.finish();
+    });
 }

@@ -181,18 +181,20 @@ fn parse_labels(text: &str) -> Option<Vec<(String, String)>> {
     Some(labels)
 }
 
-/// `3d 4h`, `2h 5m`, `4m 10s`, `12 s`.
+/// `3d 4h`, `2h 5m`, `4m 10s`, `12 s`; a zero second unit is left out (`1d`, `1m`).
 pub(crate) fn human_duration(d: Duration) -> String {
     let s = d.as_secs();
     let (days, hours, minutes, seconds) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
-    if days > 0 && hours == 0 {
-        format!("{days}d")
-    } else if days > 0 {
-        format!("{days}d {hours}h")
+    let pair = |big: u64, big_unit: &str, small: u64, small_unit: &str| match small {
+        0 => format!("{big}{big_unit}"),
+        _ => format!("{big}{big_unit} {small}{small_unit}"),
+    };
+    if days > 0 {
+        pair(days, "d", hours, "h")
     } else if hours > 0 {
-        format!("{hours}h {minutes}m")
+        pair(hours, "h", minutes, "m")
     } else if minutes > 0 {
-        format!("{minutes}m {seconds}s")
+        pair(minutes, "m", seconds, "s")
     } else {
         format!("{seconds} s")
     }
@@ -358,6 +360,8 @@ mod tests {
         assert_eq!(human_duration(S(7500)), "2h 5m");
         assert_eq!(human_duration(S(273_600)), "3d 4h");
         assert_eq!(human_duration(S(86_400)), "1d");
+        assert_eq!(human_duration(S(60)), "1m");
+        assert_eq!(human_duration(S(7200)), "2h");
         assert_eq!(human_bytes(512), "512 B");
         assert_eq!(human_bytes(98_304), "96.0 KB");
         assert_eq!(human_bytes(3 * 1024 * 1024 * 1024 / 2), "1.5 GB");
