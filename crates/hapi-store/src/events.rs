@@ -239,6 +239,9 @@ fn to_event((seq, kind, session_id, session_seq, body, created_at): EventRow) ->
         "approval" => EventPayload::Approval {
             approval: serde_json::from_str(&body)?,
         },
+        "machine" => EventPayload::Machine {
+            machine: serde_json::from_str(&body)?,
+        },
         other => {
             return Err(StoreError::Corrupt {
                 path: Default::default(),

@@ -118,6 +118,30 @@ fn sequence_numbers_are_global_and_per_session_and_resends_are_no_ops() {
     assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
 }
 
+/// A client resuming from before a runner connected replays the machine event
+/// too (it once ended the stream as an "unknown event kind").
+#[test]
+fn machine_events_replay_like_the_others() {
+    let (_dir, store) = open();
+    let runner = hapi_protocol::RunnerInfo {
+        pid: 42,
+        version: "0.1.0".into(),
+        started_at: "2026-11-25T00:00:00Z".into(),
+    };
+    let live = write(&store, |tx| hapi_store::machine_connected(tx, "m1", "desk", &runner)).unwrap();
+    let id = session(&store);
+    let replayed = store.read(|c| hapi_store::events_after(c, 0, 100)).unwrap();
+    assert_eq!(replayed[0], live, "replayed exactly as it was sent live");
+    match &replayed[0].payload {
+        EventPayload::Machine { machine } => assert_eq!((machine.id.as_str(), machine.name.as_str()), ("m1", "desk")),
+        other => panic!("a machine event first, got {other:?}"),
+    }
+    assert!(
+        matches!(&replayed[1].payload, EventPayload::Session { session } if session.id == id),
+        "{replayed:?}"
+    );
+}
+
 #[test]
 fn approvals_are_created_once_and_decided_once() {
     let (_dir, store) = open();
