@@ -88,8 +88,10 @@ impl Desktop {
     }
 
     /// The hub's live events, in process (what `/api/events` streams).
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<std::sync::Arc<hapi_hub::LiveEvent>> {
-        self.hub_state.writer().subscribe()
+    /// The hub's live events, counted as a follower of them (`hapi doctor`
+    /// then knows approvals reach this desktop).
+    pub fn follow_events(&self) -> hapi_hub::EventFollower {
+        self.hub_state.follow_events()
     }
 
     pub fn token(&self) -> &str {

@@ -115,7 +115,7 @@ pub fn quit(app: &AppHandle) {
 /// approval event asks for a refresh; refreshes are coalesced.
 fn follow_hub(app: AppHandle) {
     let desk = app.state::<Desktop>();
-    let mut events = desk.subscribe();
+    let mut follower = desk.follow_events();
     desk.request_refresh();
     let refresher = app.clone();
     tauri::async_runtime::spawn(async move {
@@ -138,7 +138,7 @@ fn follow_hub(app: AppHandle) {
         use tokio::sync::broadcast::error::RecvError;
         let desk = app.state::<Desktop>();
         loop {
-            match events.recv().await {
+            match follower.recv().await {
                 Ok(event) => {
                     // Message events are the bulk and change nothing the tray shows.
                     if !event.json.contains("\"type\":\"message\"") {

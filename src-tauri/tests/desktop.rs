@@ -71,6 +71,25 @@ fn tray_counts_sessions_and_requests_and_quit_leaves_sessions_running() {
             .any(|l| l == "claude · proj wants to use Bash: echo hello > out.txt"),
         "the waiting request is listed: {labels:?}"
     );
+    // The tray and notifications follow the hub's events, so `hapi doctor`
+    // knows the request reaches someone although no window is open.
+    let out = env
+        .cmd(support::DESKTOP_BIN)
+        .args(["doctor", "--json", "--approval-wait", "0"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let approvals = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "approvals")
+        .unwrap();
+    assert_eq!(approvals["status"], "warning", "{report}");
+    assert!(
+        approvals["found"].as_str().unwrap().contains("1 event follower(s)"),
+        "{report}"
+    );
 
     // Quit: the app exits cleanly; the session (a detached process) stays.
     env.click_tray("Quit HAPI");

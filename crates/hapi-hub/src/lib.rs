@@ -105,6 +105,23 @@ struct Inner {
     policy_update: tokio::sync::Mutex<()>,
 }
 
+/// An in-process subscription to the hub's live events; see
+/// [`AppState::follow_events`].
+pub struct EventFollower {
+    events: tokio::sync::broadcast::Receiver<Arc<LiveEvent>>,
+    // Fields are private and read through `recv`: a closure or async block
+    // that used only `events` would capture just that field and drop the
+    // count at once.
+    _counted: metrics::EventClient,
+}
+
+impl EventFollower {
+    /// The next event as it commits; a slow reader gets `Lagged` and re-reads.
+    pub async fn recv(&mut self) -> Result<Arc<LiveEvent>, tokio::sync::broadcast::error::RecvError> {
+        self.events.recv().await
+    }
+}
+
 impl AppState {
     /// Opens the database in `config.home`, finds (or creates) the owner token
     /// (`CLI_API_TOKEN`, else the keychain, else the 0600 file; see
@@ -182,6 +199,18 @@ impl AppState {
     /// The single writer.
     pub fn writer(&self) -> &Writer {
         &self.inner.writer
+    }
+
+    /// Follows the live events from inside the hub's process (the desktop
+    /// app's tray and notifications). The follower counts in
+    /// `hapi_event_clients{transport="in_process"}` while it lives, as a UI's
+    /// stream does, so `/metrics` and `hapi doctor` know that new approvals
+    /// reach someone even with no window open.
+    pub fn follow_events(&self) -> EventFollower {
+        EventFollower {
+            events: self.inner.writer.subscribe(),
+            _counted: self.inner.metrics.event_client(metrics::Transport::InProcess),
+        }
     }
 
     pub(crate) fn auth(&self) -> &auth::Auth {

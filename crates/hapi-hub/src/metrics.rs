@@ -115,13 +115,16 @@ impl LinkKind {
     }
 }
 
-/// The two event stream transports.
+/// How an event follower receives the live events.
 #[derive(Clone, Copy)]
 pub(crate) enum Transport {
     /// `GET /api/events`.
     Sse,
     /// `GET /api/events/ws`.
     WebSocket,
+    /// A subscriber in the hub's own process: the desktop app's tray and
+    /// notifications ([`crate::AppState::follow_events`]).
+    InProcess,
 }
 
 /// Why a command or RPC was not delivered.
@@ -212,6 +215,7 @@ struct Inner {
     ingested_api: Counter,
     event_clients_sse: Gauge,
     event_clients_ws: Gauge,
+    event_clients_in_process: Gauge,
     /// Sessions and machines that linked to this hub at least once.
     linked_before: Mutex<HashSet<(LinkKind, String)>>,
     runners: Mutex<HashMap<String, RunnerBeat>>,
@@ -256,6 +260,7 @@ impl Metrics {
             ingested_api: counter(names::MESSAGES_INGESTED, &[("source", "api")]),
             event_clients_sse: gauge(names::EVENT_CLIENTS, &[("transport", "sse")]),
             event_clients_ws: gauge(names::EVENT_CLIENTS, &[("transport", "websocket")]),
+            event_clients_in_process: gauge(names::EVENT_CLIENTS, &[("transport", "in_process")]),
             started: Instant::now(),
             linked_before: Mutex::new(HashSet::new()),
             runners: Mutex::new(HashMap::new()),
@@ -338,6 +343,7 @@ impl Metrics {
         let gauge = match transport {
             Transport::Sse => self.inner.event_clients_sse.clone(),
             Transport::WebSocket => self.inner.event_clients_ws.clone(),
+            Transport::InProcess => self.inner.event_clients_in_process.clone(),
         };
         gauge.increment(1.0);
         EventClient { gauge }
@@ -647,5 +653,11 @@ mod tests {
             m.render(&empty_scrape())
                 .contains("hapi_event_clients{transport=\"sse\"} 0\n")
         );
+        let desktop = m.event_client(Transport::InProcess);
+        assert!(
+            m.render(&empty_scrape())
+                .contains("hapi_event_clients{transport=\"in_process\"} 1\n")
+        );
+        drop(desktop);
     }
 }
