@@ -94,6 +94,12 @@ impl Desktop {
         self.hub_state.follow_events()
     }
 
+    /// Changes whenever phone access may read differently (on, off, the
+    /// tunnel dropping or coming back): that is not in the event log.
+    pub fn remote_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.hub_state.remote_changes()
+    }
+
     pub fn token(&self) -> &str {
         &self.token
     }

@@ -116,14 +116,15 @@ pub fn quit(app: &AppHandle) {
 fn follow_hub(app: AppHandle) {
     let desk = app.state::<Desktop>();
     let mut follower = desk.follow_events();
+    let mut remote = desk.remote_changes();
     desk.request_refresh();
     let refresher = app.clone();
     tauri::async_runtime::spawn(async move {
         let desk = refresher.state::<Desktop>();
         loop {
-            // Phone access changes without a hub event (a tunnel drops): look
-            // again now and then.
-            let _ = tokio::time::timeout(Duration::from_secs(15), desk.refresh_requested()).await;
+            // Everything the tray shows is announced (events, phone access);
+            // the timeout is only a safety net.
+            let _ = tokio::time::timeout(Duration::from_secs(60), desk.refresh_requested()).await;
             // A burst of events (a turn ending cancels its requests) is one refresh.
             tokio::time::sleep(Duration::from_millis(50)).await;
             if let Err(e) = desk.refresh(&refresher).await {
@@ -132,6 +133,13 @@ fn follow_hub(app: AppHandle) {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 desk.request_refresh();
             }
+        }
+    });
+    let watcher = app.clone();
+    tauri::async_runtime::spawn(async move {
+        let desk = watcher.state::<Desktop>();
+        while remote.changed().await.is_ok() {
+            desk.request_refresh();
         }
     });
     tauri::async_runtime::spawn(async move {

@@ -201,6 +201,14 @@ impl AppState {
         &self.inner.writer
     }
 
+    /// Changes whenever phone access may report differently (`GET
+    /// /api/remote`): turned on or off, or its tunnel dropped or came back.
+    /// Phone access is not in the event log (it is not history), so an
+    /// in-process follower (the desktop's tray) watches this instead.
+    pub fn remote_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.remote.changes()
+    }
+
     /// Follows the live events from inside the hub's process (the desktop
     /// app's tray and notifications). The follower counts in
     /// `hapi_event_clients{transport="in_process"}` while it lives, as a UI's

@@ -117,6 +117,10 @@ pub(crate) struct Remote {
     /// Bumped by every change, to cancel a start that is still waiting.
     changes: watch::Sender<u64>,
     phase: std::sync::Mutex<Phase>,
+    /// Bumped whenever what `access` answers may have changed: a phase change
+    /// or the tunnel's own status (it drops and reconnects by itself). The
+    /// desktop's tray follows it instead of polling.
+    revision: Arc<watch::Sender<u64>>,
     /// The hub's own certificate, for the LAN provider.
     tls: Option<HubTls>,
 }
@@ -129,6 +133,7 @@ impl Remote {
             op: tokio::sync::Mutex::new(()),
             changes: watch::channel(0).0,
             phase: std::sync::Mutex::new(Phase::Off),
+            revision: Arc::new(watch::channel(0).0),
             tls,
         }
     }
@@ -273,6 +278,18 @@ impl Remote {
         self.phase.lock().expect("remote phase poisoned")
     }
 
+    /// Replaces the phase and tells the followers; returns the previous one.
+    fn set_phase(&self, phase: Phase) -> Phase {
+        let previous = std::mem::replace(&mut *self.phase(), phase);
+        self.revision.send_modify(|n| *n += 1);
+        previous
+    }
+
+    /// Changes whenever [`Remote::access`] may answer differently.
+    pub(crate) fn changes(&self) -> watch::Receiver<u64> {
+        self.revision.subscribe()
+    }
+
     /// What `GET /api/remote` answers.
     pub(crate) fn access(&self) -> RemoteAccess {
         match &*self.phase() {
@@ -327,7 +344,7 @@ impl Remote {
 
     /// Stops whatever runs (call with the lock held) and withdraws the offers.
     async fn stop_locked(&self, state: &AppState) {
-        let previous = std::mem::replace(&mut *self.phase(), Phase::Off);
+        let previous = self.set_phase(Phase::Off);
         state.pairing().clear();
         if let Phase::On(active) = previous {
             // The listener first: from now on no phone request gets in, and
@@ -368,13 +385,13 @@ impl Remote {
             meta,
             tls,
         } = built;
-        *self.phase() = Phase::Starting(meta.clone());
+        self.set_phase(Phase::Starting(meta.clone()));
         let fail = |detail: String, failures: u64| {
-            *self.phase() = Phase::Failed {
+            self.set_phase(Phase::Failed {
                 meta: meta.clone(),
                 detail: detail.clone(),
                 failures,
-            };
+            });
             tracing::warn!(provider = %provider.kind(), %detail, "remote access failed to start");
             tunnel_failed(detail)
         };
@@ -415,7 +432,16 @@ impl Remote {
             Some(Ok(ready)) => {
                 tracing::info!(provider = %provider.kind(), url = %ready.public_url,
                     latency_ms = ready.latency.as_millis() as u64, listener = %local, "remote access up");
-                *self.phase() = Phase::On(Active { meta, tunnel, server });
+                // The tunnel reconnects by itself; pass its status changes on
+                // until it stops (its sender goes with it).
+                let mut status = tunnel.subscribe();
+                let revision = Arc::clone(&self.revision);
+                tokio::spawn(async move {
+                    while status.changed().await.is_ok() {
+                        revision.send_modify(|n| *n += 1);
+                    }
+                });
+                self.set_phase(Phase::On(Active { meta, tunnel, server }));
                 Ok(self.access())
             }
             Some(Err(e)) => {
@@ -430,7 +456,7 @@ impl Remote {
                 server.stop.send_replace(true);
                 tunnel.stop().await;
                 server.stop().await;
-                *self.phase() = Phase::Off;
+                self.set_phase(Phase::Off);
                 Err(ApiError::new(
                     StatusCode::CONFLICT,
                     ErrorCode::RemoteOff,

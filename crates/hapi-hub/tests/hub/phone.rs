@@ -612,7 +612,11 @@ async fn host_and_origin_must_be_the_hubs() {
 async fn the_kill_switch_revokes_everything_and_closes_the_remote_listener() {
     let hub = TestHub::start().await;
     let http = &hub.http;
+    // The desktop's tray follows phone access through this, not a poll.
+    let mut changes = hub.state.remote_changes();
     let remote = turn_on(&hub).await;
+    assert!(changes.has_changed().unwrap(), "turning phone access on is announced");
+    changes.borrow_and_update();
     let device = paired(&hub, &remote).await;
     let stream = http
         .get(format!("{remote}/api/events?after=latest"))
@@ -629,6 +633,7 @@ async fn the_kill_switch_revokes_everything_and_closes_the_remote_listener() {
     ends_within(stream, Duration::from_secs(5)).await;
     let access: RemoteAccess = hub.get("/api/remote").send().await.unwrap().json().await.unwrap();
     assert_eq!(access.state, RemoteState::Off);
+    assert!(changes.has_changed().unwrap(), "the kill switch is announced");
     assert!(devices(&hub).await.is_empty());
     let addr = remote.trim_start_matches("http://");
     assert!(

@@ -13,6 +13,9 @@ pub struct TestHub {
     pub url: String,
     pub token: String,
     pub http: reqwest::Client,
+    /// The running hub's state, for what in-process followers (the desktop
+    /// app) see.
+    pub state: AppState,
     _home: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -44,8 +47,9 @@ impl TestHub {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = state.clone();
         let task = tokio::spawn(async move {
-            hapi_hub::serve(listener, state, async move {
+            hapi_hub::serve(listener, served, async move {
                 let _ = stopped.await;
             })
             .await
@@ -55,6 +59,7 @@ impl TestHub {
             url,
             token,
             http: reqwest::Client::new(),
+            state,
             _home: home,
             stop: Some(stop),
             task: Some(task),
