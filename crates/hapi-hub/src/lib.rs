@@ -99,8 +99,8 @@ struct Inner {
     remote: remote::Remote,
     /// The local listener's address, once [`serve`] has it (for the Host check).
     local_addr: std::sync::OnceLock<std::net::SocketAddr>,
-    /// The approval policy in effect (`$HAPI_HOME/policy.toml`).
-    policy: std::sync::RwLock<Arc<policy::Policy>>,
+    /// The approval policy in effect (`$HAPI_HOME/policy.toml`, followed).
+    policy: policy::PolicyFile,
     /// Serializes policy replacements (write the file, then swap).
     policy_update: tokio::sync::Mutex<()>,
 }
@@ -162,7 +162,7 @@ impl AppState {
             move |source| HubError::Io { what, source }
         };
         let tls = config.tls.as_ref().map(tls::HubTls::load).transpose()?;
-        let policy = policy::Policy::load(&config.home).map_err(HubError::Policy)?;
+        let policy = policy::PolicyFile::open(&config.home).map_err(HubError::Policy)?;
         let store = Arc::new(Store::open(config.db_path(), config.durability)?);
         let writer = Writer::start(&store)?;
         let machine_id = machine_id(&config.home).map_err(io("cannot read or create machine-id"))?;
@@ -185,7 +185,7 @@ impl AppState {
                 pairing: pairing::Offers::default(),
                 remote: remote::Remote::new(tls),
                 local_addr: std::sync::OnceLock::new(),
-                policy: std::sync::RwLock::new(Arc::new(policy)),
+                policy,
                 policy_update: tokio::sync::Mutex::new(()),
             }),
         })
@@ -265,14 +265,60 @@ impl AppState {
         self.inner.local_addr.get().copied()
     }
 
-    /// The approval policy in effect.
+    /// The approval policy's rules in effect.
     pub fn policy(&self) -> Arc<policy::Policy> {
-        self.inner.policy.read().expect("policy lock poisoned").clone()
+        self.policy_in_effect().policy
+    }
+
+    /// The approval policy in effect, re-read first if `policy.toml` was
+    /// edited by hand since. A new version is logged and audited; one that
+    /// does not parse too, and then no rule applies (every request is asked).
+    pub fn policy_in_effect(&self) -> policy::PolicyInEffect {
+        let (in_effect, reload) = self.inner.policy.current();
+        let summary = match reload {
+            policy::Reload::Unchanged => return in_effect,
+            policy::Reload::Applied(rules) => {
+                tracing::info!(rules, "policy.toml was edited; its rules apply now");
+                format!(
+                    "edited by hand: {rules} rule{} in effect",
+                    if rules == 1 { "" } else { "s" }
+                )
+            }
+            policy::Reload::Rejected(problem) => {
+                tracing::warn!(%problem, "policy.toml was edited and does not parse; every request is asked until it is fixed");
+                format!("edited by hand and rejected ({problem}); no rule applies, every request is asked")
+            }
+        };
+        // Consulted from request handlers; the audit row follows on the writer.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let state = self.clone();
+            runtime.spawn(async move {
+                let written = state
+                    .writer()
+                    .write(move |tx| {
+                        hapi_store::append_audit(
+                            tx,
+                            hapi_protocol::AuditEntry {
+                                actor: Some(policy::POLICY_FILE.into()),
+                                action: Some("policy_reloaded".into()),
+                                summary: Some(summary),
+                                ..hapi_protocol::AuditEntry::new(hapi_protocol::AuditKind::Admin)
+                            },
+                        )?;
+                        Ok(((), Vec::new()))
+                    })
+                    .await;
+                if let Err(e) = written {
+                    tracing::warn!("cannot audit the policy reload: {e}");
+                }
+            });
+        }
+        in_effect
     }
 
     /// Replaces the policy in effect (after its file was written).
     pub(crate) fn set_policy(&self, policy: policy::Policy) {
-        *self.inner.policy.write().expect("policy lock poisoned") = Arc::new(policy);
+        self.inner.policy.replaced(policy);
     }
 
     pub(crate) fn policy_update(&self) -> &tokio::sync::Mutex<()> {

@@ -163,6 +163,12 @@ pub struct PolicyDocument {
     pub text: String,
     /// Its rules, in file order.
     pub rules: Vec<PolicyRuleSummary>,
+    /// Set when the file was edited by hand and does not parse: where and
+    /// why. No rule applies then (every request is asked), and `text` is the
+    /// file's text, to fix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub problem: Option<String>,
 }
 
 /// `PUT /api/policy`: the new text of `policy.toml`. It is validated first; an

@@ -16,4 +16,10 @@ text: string,
 /**
  * Its rules, in file order.
  */
-rules: Array<PolicyRuleSummary>, };
+rules: Array<PolicyRuleSummary>, 
+/**
+ * Set when the file was edited by hand and does not parse: where and
+ * why. No rule applies then (every request is asked), and `text` is the
+ * file's text, to fix.
+ */
+problem?: string, };

@@ -56,6 +56,13 @@ export function PolicyView(props: { api: HubApi }) {
             </button>
           </div>
         )}
+        {store.doc?.problem && (
+          <div class="banner error" role="alert" data-testid="policy-file-problem">
+            <code>policy.toml</code> was edited and cannot be used: {store.doc.problem}
+            <br />
+            No rule applies until it is fixed: every request is asked. Fix it below and save.
+          </div>
+        )}
         {store.doc && (
           <>
             <textarea

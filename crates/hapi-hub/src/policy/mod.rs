@@ -10,6 +10,7 @@
 //!   compound commands ([`shell::lenient_commands`]).
 //! - A policy that does not parse is refused with its line, column and reason;
 //!   it never falls back to allowing anything.
+mod file;
 pub(crate) mod shell;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use toml::Spanned;
 
+pub use file::{PolicyFile, PolicyInEffect, Reload};
 use shell::{PatWord, Piece};
 
 /// File name of the policy inside `$HAPI_HOME`.

@@ -17,11 +17,18 @@ fn document(state: &AppState, policy: &Policy) -> PolicyDocument {
         path: state.config().home.join(POLICY_FILE).display().to_string(),
         text: policy.text().to_owned(),
         rules: policy.summary(),
+        problem: None,
     }
 }
 
 pub(super) async fn get(State(state): State<AppState>) -> Json<PolicyDocument> {
-    Json(document(&state, &state.policy()))
+    let in_effect = state.policy_in_effect();
+    let mut doc = document(&state, &in_effect.policy);
+    if let Some(text) = in_effect.file_text {
+        doc.text = text;
+    }
+    doc.problem = in_effect.problem;
+    Json(doc)
 }
 
 pub(super) async fn put(

@@ -23,7 +23,7 @@ fn permission(request_id: &str, tool_call_id: Option<&str>, tool: &str, input: V
     }
 }
 
-fn bash(request_id: &str, command: &str) -> SessionUpdate {
+pub(crate) fn bash(request_id: &str, command: &str) -> SessionUpdate {
     permission(request_id, None, "Bash", json!({ "command": command }))
 }
 
@@ -37,13 +37,13 @@ fn tool_call(id: &str, name: &str, input: Value) -> SessionUpdate {
     }
 }
 
-async fn audit(hub: &TestHub, query: &str) -> AuditList {
+pub(crate) async fn audit(hub: &TestHub, query: &str) -> AuditList {
     let r = hub.get(&format!("/api/audit{query}")).send().await.unwrap();
     assert_eq!(r.status(), 200, "GET /api/audit{query}");
     r.json().await.unwrap()
 }
 
-async fn approvals(hub: &TestHub, session: &CreatedSession) -> Vec<Value> {
+pub(crate) async fn approvals(hub: &TestHub, session: &CreatedSession) -> Vec<Value> {
     let list = hub
         .json(&format!("/api/approvals?session_id={}", session.session.id))
         .await;
@@ -51,7 +51,7 @@ async fn approvals(hub: &TestHub, session: &CreatedSession) -> Vec<Value> {
 }
 
 /// The next `decide` command the wrapper gets (acks in between are skipped).
-async fn next_decide(wrapper: &mut Wrapper) -> (u64, SessionCommand) {
+pub(crate) async fn next_decide(wrapper: &mut Wrapper) -> (u64, SessionCommand) {
     loop {
         if let HubFrame::Command { id, command } = wrapper.recv().await
             && matches!(command, SessionCommand::Decide { .. })
@@ -66,7 +66,7 @@ async fn metrics(hub: &TestHub) -> String {
 }
 
 /// A hub whose `HAPI_HOME` holds `policy` as `policy.toml`.
-async fn hub_with_policy(policy: &str) -> TestHub {
+pub(crate) async fn hub_with_policy(policy: &str) -> TestHub {
     let home = tempfile::tempdir().unwrap();
     std::fs::write(home.path().join("policy.toml"), policy).unwrap();
     TestHub::start_in(home).await
@@ -240,7 +240,7 @@ async fn pair_a_phone(hub: &TestHub) -> (String, String) {
     (remote, paired["token"].as_str().unwrap().to_owned())
 }
 
-const POLICY: &str = r#"
+pub(crate) const POLICY: &str = r#"
 [[rule]]
 name = "read-only git"
 agent = "claude"

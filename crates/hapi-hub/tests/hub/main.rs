@@ -9,5 +9,6 @@ mod link;
 mod machines;
 mod ops;
 mod phone;
+mod policy_edit;
 mod tls;
 mod usage;
