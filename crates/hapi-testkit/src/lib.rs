@@ -6,10 +6,14 @@
 //!   `fake-anthropic` binary, for tests that run in other processes).
 //! - the `fake-claude` binary: a stand-in `claude` speaking the stdio control
 //!   protocol, for driver tests and throughput benchmarks.
+//! - [`install_executable`], [`write_executable`]: executables a test puts in
+//!   place and runs at once, without "Text file busy".
 #![deny(missing_docs)]
 
 mod anthropic;
+mod executable;
 mod script;
 
 pub use anthropic::{FakeAnthropic, start_fake_anthropic, start_fake_anthropic_on};
+pub use executable::{install_executable, write_executable};
 pub use script::{Reply, Script, Step, ToolUse};

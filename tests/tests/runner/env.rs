@@ -74,8 +74,7 @@ impl Env {
         let hub = Hub::start(dir.path());
         let home = hub.home.clone();
         let hapi = dir.path().join("bin/hapi");
-        std::fs::create_dir_all(hapi.parent().unwrap()).unwrap();
-        std::fs::copy(bin("hapi"), &hapi).unwrap();
+        hapi_testkit::install_executable(&bin("hapi"), &hapi);
         Env {
             dir,
             home,

@@ -383,9 +383,7 @@ fn a_directory_the_runner_may_not_use_is_refused_with_permission_denied() {
     std::fs::create_dir(&home).unwrap();
     std::os::unix::fs::chown(&home, Some(65534), Some(65534)).unwrap();
     let hapi = dir.join("bin/hapi");
-    std::fs::create_dir_all(hapi.parent().unwrap()).unwrap();
-    std::fs::copy(bin("hapi"), &hapi).unwrap();
-    std::fs::set_permissions(&hapi, std::fs::Permissions::from_mode(0o755)).unwrap();
+    hapi_testkit::install_executable(&bin("hapi"), &hapi);
     let locked = dir.join("locked");
     std::fs::create_dir(&locked).unwrap();
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();

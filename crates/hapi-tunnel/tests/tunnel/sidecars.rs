@@ -18,10 +18,8 @@ const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 const LOCAL: SocketAddr = SocketAddr::new(LOCALHOST, 41_234);
 
 fn install(dir: &Path, name: &str, script: &str) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
     let path = dir.join(name);
-    std::fs::write(&path, script).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    hapi_testkit::write_executable(&path, script);
     path
 }
 
