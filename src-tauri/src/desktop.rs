@@ -15,7 +15,7 @@ use tauri_plugin_autostart::ManagerExt as _;
 use tokio::sync::watch;
 
 use crate::hub::HubClient;
-use crate::notification::{Action, Notifications};
+use crate::notification::{Action, Buttons, Notifications};
 use crate::settings::Settings;
 use crate::status::{HubHealth, TrayStatus};
 
@@ -179,10 +179,11 @@ impl Desktop {
         }
         let settings = self.settings();
         let pending_ids: HashSet<&str> = pending.iter().map(|a| a.id.as_str()).collect();
-        // Withdraw what was decided elsewhere, cancelled, or muted since.
+        let paused_keys: HashSet<String> = status.paused.iter().map(|p| budget_key(&p.session_id)).collect();
+        // Withdraw what was decided elsewhere, cancelled, unpaused, or muted since.
         let mut notified = self.notified.lock().expect("notified poisoned");
         notified.retain(|id| {
-            let keep = pending_ids.contains(id.as_str());
+            let keep = pending_ids.contains(id.as_str()) || paused_keys.contains(id);
             if !keep {
                 self.notifications.withdraw(id);
             }
@@ -210,9 +211,41 @@ impl Desktop {
             let app = app.clone();
             let id = approval.id.clone();
             let session_id = approval.session_id.clone();
-            self.notifications.show(approval, title, body, move |action| {
-                on_notification_action(&app, &id, session_id.as_deref(), action)
-            });
+            self.notifications
+                .show(&approval.id, Buttons::Decide, title, body, move |action| {
+                    on_notification_action(&app, &id, session_id.as_deref(), action)
+                });
+        }
+        // A session its budget paused asks to be raised or stopped, in the window.
+        for paused in &status.paused {
+            let key = budget_key(&paused.session_id);
+            if !settings.notifies(Some(&paused.session_id)) {
+                self.notifications.withdraw(&key);
+                continue;
+            }
+            if !notified.insert(key.clone()) {
+                continue;
+            }
+            let Some(session) = sessions.iter().find(|s| s.id == paused.session_id) else {
+                continue;
+            };
+            let title = format!("{} reached its budget", crate::status::session_name(session));
+            let body = format!(
+                "{}. It is paused: raise its budget or stop it in the window.",
+                crate::status::budget_use(session)
+            );
+            let app = app.clone();
+            let session_id = session.id.clone();
+            self.notifications
+                .show(&key, Buttons::Open, title, body, move |action| {
+                    let desk = app.state::<Desktop>();
+                    desk.notifications.finished(&budget_key(&session_id));
+                    if action == Action::Open
+                        && let Err(e) = crate::window::show(&app, Some(&session_id))
+                    {
+                        tracing::warn!("cannot open the window: {e}");
+                    }
+                });
         }
         Ok(())
     }
@@ -320,6 +353,12 @@ fn on_notification_action(app: &AppHandle, approval_id: &str, session_id: Option
             tracing::warn!(%approval_id, "the notification's decision was not taken: {e:#}");
         }
     });
+}
+
+/// The notification key of a session's "budget reached" notice (approval ids
+/// are the other keys).
+fn budget_key(session_id: &str) -> String {
+    format!("budget:{session_id}")
 }
 
 /// Opens a URL or folder with the desktop's default handler.

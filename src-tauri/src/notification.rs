@@ -1,4 +1,5 @@
-//! Native approval notifications with **Approve** and **Deny** buttons.
+//! Native approval notifications with **Approve** and **Deny** buttons, and
+//! notices (a session its budget paused) that open the session.
 //!
 //! Each pending request gets one notification. Its buttons decide the request
 //! through the hub's HTTP API (the same path as the web UI), and clicking its body
@@ -12,8 +13,16 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use hapi_protocol::Approval;
 use tokio::sync::oneshot;
+
+/// Which buttons a notification has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Buttons {
+    /// An approval: Approve, Deny (and the body opens the session).
+    Decide,
+    /// A notice: only "Open session".
+    Open,
+}
 
 /// What a person did with a notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,11 +64,13 @@ impl Notifications {
             .contains_key(approval_id)
     }
 
-    /// Shows a notification for `approval` unless one is open; `on_action` gets
-    /// the person's answer (not called when the notification is withdrawn).
+    /// Shows a notification under `key` (an approval's id, or a notice's own
+    /// key) unless one is open; `on_action` gets the person's answer (not
+    /// called when the notification is withdrawn).
     pub fn show(
         &self,
-        approval: &Approval,
+        key: &str,
+        buttons: Buttons,
         title: String,
         body: String,
         on_action: impl FnOnce(Action) + Send + 'static,
@@ -67,31 +78,31 @@ impl Notifications {
         let (cancel_tx, cancel_rx) = oneshot::channel();
         {
             let mut open = self.open.lock().expect("notifications poisoned");
-            if open.contains_key(&approval.id) {
+            if open.contains_key(key) {
                 return;
             }
-            open.insert(approval.id.clone(), cancel_tx);
+            open.insert(key.to_owned(), cancel_tx);
         }
-        let approval_id = approval.id.clone();
+        let key = key.to_owned();
         tauri::async_runtime::spawn(async move {
-            match platform::show(&title, &body, cancel_rx).await {
+            match platform::show(&title, &body, buttons, cancel_rx).await {
                 Ok(Some(action)) => on_action(action),
-                Ok(None) => tracing::debug!(%approval_id, "notification withdrawn"),
-                Err(e) => tracing::warn!(%approval_id, "cannot show the approval notification: {e}"),
+                Ok(None) => tracing::debug!(%key, "notification withdrawn"),
+                Err(e) => tracing::warn!(%key, "cannot show the notification: {e}"),
             }
         });
     }
 
-    /// Withdraws the notification of this approval, if one is open.
-    pub fn withdraw(&self, approval_id: &str) {
-        if let Some(cancel) = self.open.lock().expect("notifications poisoned").remove(approval_id) {
+    /// Withdraws the notification under `key`, if one is open.
+    pub fn withdraw(&self, key: &str) {
+        if let Some(cancel) = self.open.lock().expect("notifications poisoned").remove(key) {
             let _ = cancel.send(());
         }
     }
 
     /// Forgets a notification that ended on its own (answered or dismissed).
-    pub fn finished(&self, approval_id: &str) {
-        self.open.lock().expect("notifications poisoned").remove(approval_id);
+    pub fn finished(&self, key: &str) {
+        self.open.lock().expect("notifications poisoned").remove(key);
     }
 
     /// Withdraws every notification (on Quit), and gives the desktop a moment to
@@ -115,7 +126,7 @@ pub fn check_server() {
 
 #[cfg(all(unix, not(target_os = "macos")))]
 mod platform {
-    use super::{APPROVE, Action, DENY};
+    use super::{APPROVE, Action, Buttons, DENY};
     use notify_rust::{Hint, Notification, Timeout, Urgency};
     use tokio::sync::oneshot;
 
@@ -136,23 +147,30 @@ mod platform {
     pub async fn show(
         title: &str,
         body: &str,
+        buttons: Buttons,
         withdraw: oneshot::Receiver<()>,
     ) -> notify_rust::error::Result<Option<Action>> {
-        let handle = Notification::new()
+        let mut notification = Notification::new();
+        notification
             .appname("HAPI")
             .summary(title)
             .body(&escape_markup(body))
-            .icon("dialog-question")
-            .action("default", "Open session")
-            .action(APPROVE, "Approve")
-            .action(DENY, "Deny")
+            .action("default", "Open session");
+        match buttons {
+            Buttons::Decide => notification
+                .icon("dialog-question")
+                .action(APPROVE, "Approve")
+                .action(DENY, "Deny"),
+            Buttons::Open => notification.icon("dialog-information"),
+        };
+        let handle = notification
             .hint(Hint::Category("im.received".into()))
             .hint(Hint::Resident(true))
             .urgency(Urgency::Normal)
             .timeout(Timeout::Never)
             .show_async()
             .await?;
-        tracing::info!(id = handle.id(), "approval notification shown");
+        tracing::info!(id = handle.id(), ?buttons, "notification shown");
         let mut picked = None;
         tokio::select! {
             _ = handle.wait_for_action_async(|response| {
@@ -185,7 +203,7 @@ mod platform {
 
 #[cfg(not(all(unix, not(target_os = "macos"))))]
 mod platform {
-    use super::Action;
+    use super::{Action, Buttons};
     use tokio::sync::oneshot;
 
     pub fn check_server() {
@@ -198,6 +216,7 @@ mod platform {
     pub async fn show(
         title: &str,
         body: &str,
+        _buttons: Buttons,
         withdraw: oneshot::Receiver<()>,
     ) -> notify_rust::error::Result<Option<Action>> {
         notify_rust::Notification::new().summary(title).body(body).show()?;

@@ -38,6 +38,17 @@ pub struct TrayStatus {
     pub phone: Option<RemoteAccess>,
     /// Sessions (not ended) whose requests are allowed without asking.
     pub skipping: Vec<String>,
+    /// Sessions (not ended) their budget paused.
+    pub paused: Vec<PausedSession>,
+}
+
+/// A session its budget paused: it takes no prompt until the budget is raised
+/// or cleared in the window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PausedSession {
+    pub session_id: String,
+    /// "Budget reached: claude · proj (1,200 of 1,000 tokens)".
+    pub label: String,
 }
 
 impl TrayStatus {
@@ -69,6 +80,14 @@ impl TrayStatus {
                 .iter()
                 .filter(|s| s.skip_approvals && s.state != SessionState::Ended)
                 .map(session_name)
+                .collect(),
+            paused: sessions
+                .iter()
+                .filter(|s| s.usage.budget_paused && s.state != SessionState::Ended)
+                .map(|s| PausedSession {
+                    session_id: s.id.clone(),
+                    label: clip(&format!("Budget reached: {} ({})", session_name(s), budget_use(s)), 90),
+                })
                 .collect(),
         }
     }
@@ -127,6 +146,36 @@ impl TrayStatus {
 }
 
 /// A session's short name: `claude · project-dir`.
+/// "1,200 of 1,000 tokens" (or dollars, when only a cost budget is set).
+pub fn budget_use(session: &Session) -> String {
+    let usage = &session.usage;
+    match usage.budget.as_ref() {
+        Some(budget) if budget.max_tokens.is_some() || budget.max_cost_usd.is_none() => format!(
+            "{} of {} tokens",
+            thousands(usage.total_tokens),
+            budget.max_tokens.map_or("?".into(), thousands)
+        ),
+        Some(budget) => format!(
+            "${:.2} of ${:.2}",
+            usage.cost_usd.unwrap_or(0.0),
+            budget.max_cost_usd.unwrap_or(0.0)
+        ),
+        None => format!("{} tokens", thousands(usage.total_tokens)),
+    }
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 pub fn session_name(session: &Session) -> String {
     let dir = std::path::Path::new(&session.cwd)
         .file_name()
@@ -206,6 +255,43 @@ mod tests {
             created_at: String::new(),
             updated_at: String::new(),
         }
+    }
+
+    #[test]
+    fn sessions_their_budget_paused_are_listed_with_how_far() {
+        let mut paused = session("s1", "/w/api", SessionState::Idle);
+        paused.usage.total_tokens = 1200;
+        paused.usage.budget = Some(hapi_protocol::Budget {
+            max_tokens: Some(1000),
+            max_cost_usd: None,
+        });
+        paused.usage.budget_paused = true;
+        let mut ended = paused.clone();
+        ended.id = "s2".into();
+        ended.state = SessionState::Ended;
+        let mut by_cost = paused.clone();
+        by_cost.id = "s3".into();
+        by_cost.cwd = "/w/web".into();
+        by_cost.usage.cost_usd = Some(2.5);
+        by_cost.usage.budget = Some(hapi_protocol::Budget {
+            max_tokens: None,
+            max_cost_usd: Some(2.0),
+        });
+        let status = TrayStatus::new(&[paused, ended, by_cost], &[]);
+        let labels: Vec<_> = status
+            .paused
+            .iter()
+            .map(|p| (p.session_id.as_str(), p.label.as_str()))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                ("s1", "Budget reached: claude · api (1,200 of 1,000 tokens)"),
+                ("s3", "Budget reached: claude · web ($2.50 of $2.00)")
+            ]
+        );
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(thousands(999), "999");
     }
 
     fn approval(id: &str, session: Option<&str>, tool: &str, input: serde_json::Value) -> Approval {

@@ -23,6 +23,8 @@ const PAIR: &str = "pair";
 const REVOKE_ALL: &str = "revoke-all";
 const QUIT: &str = "quit";
 const APPROVAL_PREFIX: &str = "approval:";
+/// A session its budget paused; clicking opens it (to raise or stop).
+const PAUSED_PREFIX: &str = "paused:";
 
 pub fn create(app: &AppHandle) -> tauri::Result<()> {
     let menu = menu(app)?;
@@ -105,6 +107,10 @@ fn menu(app: &AppHandle) -> tauri::Result<Menu<Wry>> {
     }
     if let Some(line) = status.skipping_line() {
         items.push(Box::new(MenuItem::with_id(app, "skipping", line, false, None::<&str>)?));
+    }
+    for paused in &status.paused {
+        let id = format!("{PAUSED_PREFIX}{}", paused.session_id);
+        items.push(Box::new(MenuItem::with_id(app, id, &paused.label, true, None::<&str>)?));
     }
     if let Some(line) = status.phone_line() {
         items.push(Box::new(PredefinedMenuItem::separator(app)?));
@@ -194,7 +200,10 @@ fn on_menu_event(app: &AppHandle, event: MenuEvent) {
                     .and_then(|p| p.session_id.clone());
                 crate::window::show(app, session.as_deref()).map_err(anyhow::Error::from)
             }
-            None => Ok(()),
+            None => match other.strip_prefix(PAUSED_PREFIX) {
+                Some(session_id) => crate::window::show(app, Some(session_id)).map_err(anyhow::Error::from),
+                None => Ok(()),
+            },
         },
     };
     if let Err(e) = result {

@@ -227,6 +227,60 @@ fn notification_buttons_decide_and_a_decision_elsewhere_withdraws_the_notificati
 }
 
 #[test]
+fn a_session_its_budget_paused_shows_in_the_tray_and_a_notification_until_raised() {
+    let env = DesktopEnv::start();
+    let agent = Agent::start();
+    let agent_vars = agent_env(&agent);
+    let app = env.launch(true, &as_extra(&agent_vars));
+    let api = Api::new(&app.url, &env.owner_token());
+
+    let work = work_dir(&env, "thrifty");
+    let session = api.spawn_claude(&work, "write hello");
+    let approval = api.pending_approval(&session);
+    // A budget below what one turn uses: the turn ends, then the session pauses.
+    let (status, body) = api.put(&format!("/api/sessions/{session}/budget"), json!({"max_tokens": 10}));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = api.post(
+        &format!("/api/approvals/{}", approval["id"].as_str().unwrap()),
+        json!({"decision": "allow_once", "channel": "web"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(api.wait_turn_texts(&session, 1).last().unwrap(), DONE);
+
+    let line = poll("the tray to name the paused session", Duration::from_secs(30), || {
+        env.tray_labels()
+            .into_iter()
+            .find(|l| l.starts_with("Budget reached: claude · thrifty ("))
+    });
+    assert!(line.ends_with(" of 10 tokens)"), "{line}");
+    poll("the budget notification", Duration::from_secs(30), || {
+        (env.notifications_displayed() == 1).then_some(())
+    });
+    // It only opens the session: the budget is raised (or the session
+    // stopped) in the window, where the amount can be chosen.
+    let offered = env.invoke_notification_action("Open session");
+    assert!(!offered.contains("#Approve "), "no decision buttons: {offered}");
+    poll("the notification to close", Duration::from_secs(30), || {
+        (env.notifications_displayed() == 0).then_some(())
+    });
+    let history = env.notification_history();
+    assert_eq!(history[0].0, "claude · thrifty reached its budget");
+    assert!(history[0].1.contains("It is paused"), "{history:?}");
+
+    // Raised: the tray line goes.
+    let (status, body) = api.put(
+        &format!("/api/sessions/{session}/budget"),
+        json!({"max_tokens": 1_000_000}),
+    );
+    assert_eq!(status, 200, "{body}");
+    poll("the tray line to go", Duration::from_secs(30), || {
+        (!env.tray_labels().iter().any(|l| l.starts_with("Budget reached"))).then_some(())
+    });
+    drop(app);
+    agent.rt.block_on(agent.model.shutdown());
+}
+
+#[test]
 fn start_on_login_from_the_tray_writes_and_removes_the_login_entry() {
     let env = DesktopEnv::start();
     let app = env.launch(true, &[]);

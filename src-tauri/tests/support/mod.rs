@@ -441,11 +441,12 @@ impl DesktopEnv {
         let _ = std::fs::remove_file(&offered);
         std::fs::write(self.dir.path().join("pick"), format!("#{label} ")).unwrap();
         self.dunstctl(&["context"]);
-        // dunst runs the menu in the background.
+        // dunst runs the menu in the background; the picker writes the whole
+        // menu with one write, ending in a line break.
         poll("dunst's action menu", Duration::from_secs(10), || {
             std::fs::read_to_string(&offered)
                 .ok()
-                .filter(|text| text.lines().count() >= 3)
+                .filter(|text| text.ends_with('\n'))
         })
     }
 
