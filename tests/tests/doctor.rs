@@ -18,16 +18,6 @@ mod env;
 
 use env::{Env, alive, poll, rt, text};
 
-/// Held by each test for its whole run. Each test copies `hapi` (`Env::new`) and
-/// then executes the copy; a test forking at the moment another one still holds
-/// its copy open for writing makes that exec fail with ETXTBSY ("text file
-/// busy"), so the tests of this file run one at a time.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 /// Every check doctor runs, in its order.
 const CHECKS: [&str; 10] = [
     "config",
@@ -92,13 +82,24 @@ fn check<'a>(lines: &'a [(String, Line)], name: &str) -> &'a Line {
 
 /// The runbook a finding names exists in this repository.
 fn assert_runbook(line: &Line, runbook: &str) {
-    assert_eq!(line.read.as_deref(), Some(runbook), "{line:?}");
-    assert!(hapi_e2e::repo().join(runbook).is_file(), "{runbook} is missing");
+    let name = runbook.trim_start_matches("docs/runbooks/").trim_end_matches(".md");
+    assert_eq!(
+        line.read.as_deref(),
+        Some(format!("{runbook} (`hapi runbook {name}` prints it)").as_str()),
+        "{line:?}"
+    );
+    let file = std::fs::read_to_string(hapi_e2e::repo().join(runbook)).expect("the runbook exists");
+    // Built into the binary, for machines without the repository.
+    let out = std::process::Command::new(bin("hapi"))
+        .args(["runbook", name])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "hapi runbook {name}");
+    assert_eq!(text(&out.stdout), file, "hapi runbook {name} prints {runbook}");
 }
 
 #[test]
 fn doctor_passes_with_a_hub_and_a_runner_then_names_a_stopped_and_a_killed_runner() {
-    let _serial = one_at_a_time();
     let env = Env::new();
     let rt = rt();
     let first = env.start();
@@ -195,7 +196,6 @@ fn doctor_passes_with_a_hub_and_a_runner_then_names_a_stopped_and_a_killed_runne
 
 #[test]
 fn doctor_reports_a_tunnel_that_could_not_start_with_its_cause_and_runbook() {
-    let _serial = one_at_a_time();
     let env = Env::new();
     let rt = rt();
     env.start();
@@ -272,7 +272,6 @@ fn doctor_reports_a_tunnel_that_could_not_start_with_its_cause_and_runbook() {
 
 #[test]
 fn doctor_says_pending_approvals_reach_nobody_until_someone_follows_the_hub() {
-    let _serial = one_at_a_time();
     let env = Env::new();
     let rt = rt();
     env.start();
@@ -344,7 +343,6 @@ fn doctor_says_pending_approvals_reach_nobody_until_someone_follows_the_hub() {
 /// the hub, the runner and doctor run in a second one wired to it.
 #[test]
 fn doctor_reports_a_bore_tunnel_down_when_its_relay_dies() {
-    let _serial = one_at_a_time();
     const RELAY_IP: &str = "10.79.1.1";
     let id = std::process::id();
     let relay_ns = Netns::create(&format!("hapi-{id}-doctor-relay"));

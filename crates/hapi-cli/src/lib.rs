@@ -12,6 +12,7 @@ mod doctor;
 pub mod hub;
 mod hub_client;
 mod rotate;
+mod runbook;
 pub mod runner;
 
 use std::ffi::OsString;
@@ -57,6 +58,8 @@ enum Command {
     /// Check the hub, runner, database, owner token, phone access, approvals,
     /// backups and disk; print what is wrong and what to do (docs/runbooks/).
     Doctor(doctor::DoctorArgs),
+    /// Print a runbook (what to do when something fails); without a name, list them.
+    Runbook(runbook::RunbookArgs),
 }
 
 #[derive(Subcommand)]
@@ -102,6 +105,7 @@ pub fn main_from(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
         Command::Backup { command } => backup::run(command),
         Command::Audit(args) => audit::run(args, &runtime),
         Command::Doctor(args) => doctor::run(args, &runtime),
+        Command::Runbook(args) => runbook::run(args),
     }
 }
 

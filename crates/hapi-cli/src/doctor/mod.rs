@@ -216,7 +216,11 @@ fn render(home: &std::path::Path, findings: &[Finding]) -> String {
             out.push_str(&format!("{:<22} fix: {fix}\n", ""));
         }
         if let Some(runbook) = f.runbook {
-            out.push_str(&format!("{:<22} read: {runbook}\n", ""));
+            out.push_str(&format!(
+                "{:<22} read: {runbook} (`hapi runbook {}` prints it)\n",
+                "",
+                crate::runbook::name_of(runbook)
+            ));
         }
     }
     let count = |level: Level| findings.iter().filter(|f| f.status == level).count();
@@ -227,7 +231,7 @@ fn render(home: &std::path::Path, findings: &[Finding]) -> String {
         (0, 0) => "Everything checked is fine.\n".to_owned(),
         (0, w) => format!("No problem; {}: see above.\n", plural(w, "warning")),
         (p, w) => format!(
-            "{}, {}: fix the problems above (start with the first one). Runbooks: {}\n",
+            "{}, {}: fix the problems above (start with the first one). Runbooks: {} (`hapi runbook`)\n",
             plural(p, "problem"),
             plural(w, "warning"),
             runbook::INDEX
