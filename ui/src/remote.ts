@@ -20,12 +20,20 @@ export const providerTitle: Record<ProviderKind, string> = {
   bore: "bore (your own server)",
 };
 
-/** Plaintext paths: the person must accept the hub's notice before turning them on. */
+/**
+ * Paths that are plaintext unless the hub serves its own certificate on them:
+ * the person must accept the hub's notice before turning them on, unless the
+ * hub answers that none is needed (HTTPS with `HAPI_TLS_CERT`).
+ */
 export function needsConsent(kind: ProviderKind): kind is ConsentKind {
   return kind === "lan" || kind === "bore";
 }
 
-/** Where TLS ends on each provider's path (what the hub will report once it is on). */
+/**
+ * Where TLS ends on each provider's path (what the hub will report once it is
+ * on), without the hub's own certificate: with it, LAN and bore are
+ * `tls_at_this_machine` (the consent notice is then `null`).
+ */
 export function expectedTransport(kind: ProviderKind): TransportSecurity {
   switch (kind) {
     case "tailscale":
@@ -141,7 +149,7 @@ export function providerFromForm(form: ProviderForm): { provider: RemoteProvider
  * The `PUT /api/remote` body that turns phone access on, or why it cannot be
  * sent yet. A plaintext provider needs the notice (as the hub gave it) and the
  * person's tick; the notice goes back verbatim. `encrypted`: the hub answered
- * that this path needs no notice (LAN with the hub's certificate).
+ * that this path needs no notice (LAN or bore with the hub's certificate).
  */
 export function turnOnBody(
   form: ProviderForm,
@@ -167,8 +175,8 @@ function errorMessage(e: unknown): string {
 
 /**
  * A consent notice as loaded. `notice: null` when ready: the hub needs no
- * consent on this path after all (LAN when it serves HTTPS with its own
- * certificate, `HAPI_TLS_CERT`).
+ * consent on this path after all (LAN or bore when it serves HTTPS with its
+ * own certificate, `HAPI_TLS_CERT`).
  */
 export type ConsentLoad = { status: "loading" } | { status: "ready"; notice: string | null } | { status: "error"; error: string };
 

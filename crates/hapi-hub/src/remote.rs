@@ -6,8 +6,9 @@
 //! for tunnels, the chosen address for LAN) that serves only the phone-facing
 //! routes with device tokens (`routes::phone`), starts the provider under a
 //! [`Tunnel`] supervisor pointed at it, and waits until the public URL answers
-//! the health probe. A plaintext provider (LAN, bore) needs the person's
-//! consent to the provider's exact notice (`GET /api/remote/consent`).
+//! the health probe. A plaintext provider (LAN or bore without the hub's
+//! certificate) needs the person's consent to the provider's exact notice
+//! (`GET /api/remote/consent`).
 //!
 //! Turning it off (or the kill switch, `POST /api/devices/revoke-all`) stops
 //! the tunnel and the listener, ends every event stream opened through it and
@@ -18,10 +19,11 @@
 //! The remote listener accepts at most [`MAX_REMOTE_CONNECTIONS`] connections
 //! at once (further ones wait in the kernel's backlog).
 //!
-//! With the user's certificate (`HAPI_TLS_CERT`, `HAPI_TLS_KEY`) the LAN
-//! provider's remote listener serves TLS itself (`crate::tls`): its URL is
-//! `https://IP:PORT` and it needs no consent. Tunnels keep a plain-HTTP
-//! listener on 127.0.0.1 (their TLS, if any, ends in the tunnel).
+//! With the user's certificate (`HAPI_TLS_CERT`, `HAPI_TLS_KEY`) the remote
+//! listener of LAN and of bore serves TLS itself (`crate::tls`): the URL is
+//! `https://IP:PORT` or `https://BORE_HOST:PORT`, no consent is needed, and
+//! the bore server relays TLS it cannot read. Tailscale Serve and cloudflared
+//! keep a plain-HTTP listener on 127.0.0.1 (their TLS ends in the tunnel).
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -121,13 +123,13 @@ pub(crate) struct Remote {
     /// or the tunnel's own status (it drops and reconnects by itself). The
     /// desktop's tray follows it instead of polling.
     revision: Arc<watch::Sender<u64>>,
-    /// The hub's own certificate, for the LAN provider.
+    /// The hub's own certificate, for the LAN and bore providers.
     tls: Option<HubTls>,
 }
 
 impl Remote {
-    /// Remote access, off; `tls` is the certificate LAN serves, if the user
-    /// gave one.
+    /// Remote access, off; `tls` is the certificate LAN and bore serve, if the
+    /// user gave one.
     pub(crate) fn new(tls: Option<HubTls>) -> Self {
         Remote {
             op: tokio::sync::Mutex::new(()),
@@ -175,7 +177,8 @@ struct Built {
     provider: Arc<dyn TunnelProvider>,
     port: u16,
     meta: Meta,
-    /// The remote listener serves TLS with this (LAN with a certificate).
+    /// The remote listener serves TLS with this (LAN or bore with a
+    /// certificate).
     tls: Option<HubTls>,
 }
 
@@ -205,7 +208,8 @@ fn bore_host(host: &str) -> Result<String, ApiError> {
     Ok(host.to_owned())
 }
 
-/// The provider `choice` describes; LAN serves TLS with `tls` when given.
+/// The provider `choice` describes; LAN and bore serve TLS with `tls` when
+/// given (the remote listener does the handshake).
 fn build(choice: &RemoteProvider, tls: Option<&HubTls>) -> Result<Built, ApiError> {
     let mut served_tls = None;
     let (provider, port, shown): (Arc<dyn TunnelProvider>, u16, RemoteProvider) = match choice {
@@ -231,7 +235,16 @@ fn build(choice: &RemoteProvider, tls: Option<&HubTls>) -> Result<Built, ApiErro
                 host: host.clone(),
                 secret: None,
             };
-            (Arc::new(Bore::new(host, secret)), 0, shown)
+            // bore relays raw TCP, so the hub can end TLS itself exactly as
+            // on LAN; the certificate must then name the bore host.
+            let bore = match tls {
+                Some(tls) => {
+                    served_tls = Some(tls.clone());
+                    Bore::new(host, secret).with_tls(tls.trusted().clone())
+                }
+                None => Bore::new(host, secret),
+            };
+            (Arc::new(bore), 0, shown)
         }
         RemoteProvider::Tailscale => (Arc::new(TailscaleServe::new()), 0, RemoteProvider::Tailscale),
         RemoteProvider::Cloudflared => (Arc::new(CloudflaredQuick::new()), 0, RemoteProvider::Cloudflared),
@@ -610,8 +623,8 @@ pub(crate) struct ConsentQuery {
 
 /// `GET /api/remote/consent?kind=lan[&bind=IP]|bore&host=H|tailscale|cloudflared`
 /// (owner): the exact notice `PUT /api/remote` wants back in
-/// `plaintext_consent` (`null` for encrypted providers, LAN with the hub's
-/// certificate included).
+/// `plaintext_consent` (`null` for encrypted providers, LAN and bore with the
+/// hub's certificate included).
 pub(crate) async fn consent(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ConsentQuery>,

@@ -12,7 +12,9 @@
 //!   or HTTPS with the user's certificate ([`Lan::with_tls`]), which ends on
 //!   this machine.
 //! - [`Bore`]: an in-process `bore` client (the `bore-cli` crate) to a
-//!   self-hosted bore server; raw TCP, so plain HTTP.
+//!   self-hosted bore server; raw TCP, so plain HTTP, or HTTPS with the
+//!   user's certificate ([`Bore::with_tls`]): the hub does the handshake and
+//!   the server relays TLS it cannot read.
 //! - [`TailscaleServe`]: drives the user's `tailscale` CLI; HTTPS that ends on
 //!   this machine, reachable only inside the tailnet.
 //! - [`CloudflaredQuick`]: a `cloudflared` quick tunnel as a sidecar process;
@@ -58,6 +60,12 @@ pub use providers::tailscale::{TailscaleSelf, TailscaleServe, parse_tailscale_st
 pub use status::{NOT_STARTED, STOPPED, StatusCell, Transport, TunnelState, TunnelStatus};
 pub use supervisor::{Backoff, PlaintextConsent, Ready, Tunnel, TunnelOptions};
 pub use trust::TrustedCertificate;
+
+/// The `bore-cli` crate the [`Bore`] client is built on, so that the tests of
+/// a crate driving a [`Bore`] (the hub's) run a real bore server
+/// (`bore_cli::server::Server`) of the very version this client speaks.
+#[doc(hidden)]
+pub use bore_cli;
 
 /// A boxed, `Send` future: what [`TunnelProvider`]'s async methods return, so the
 /// trait stays object-safe (`Arc<dyn TunnelProvider>`).

@@ -1,5 +1,6 @@
-//! [`TrustedCertificate`]: the certificate the hub serves itself (LAN with the
-//! user's `HAPI_TLS_CERT`), which the health probe of that provider trusts.
+//! [`TrustedCertificate`]: the certificate the hub serves itself (the user's
+//! `HAPI_TLS_CERT`, on LAN or through bore), which the health probe of that
+//! provider trusts.
 //!
 //! Such a certificate is self-signed or issued by a private CA that the phone
 //! trusts but this process does not know, so the probe cannot check it against
@@ -8,9 +9,9 @@
 //! it), and when the end-entity certificate does not chain to one of them (it
 //! was issued by a CA outside the file) it accepts that certificate only, byte
 //! for byte. In both cases the
-//! certificate must name the address the phone connects to: a certificate
-//! without the LAN IP in its subjectAltName fails the probe, as it would fail
-//! on the phone.
+//! certificate must name the address the phone connects to (the LAN IP, the
+//! bore server's host): a certificate without it in its subjectAltName fails
+//! the probe, as it would fail on the phone.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -79,15 +80,35 @@ impl TrustedCertificate {
         Ok(TrustedCertificate { leaf, client })
     }
 
-    /// Checks that the end-entity certificate is valid for `ip` (an `IP:`
-    /// entry in its subjectAltName): a phone connecting to `https://IP:PORT`
-    /// refuses it otherwise. The error says what to change.
-    pub fn check_names(&self, ip: IpAddr) -> Result<(), String> {
+    /// Checks that the end-entity certificate is valid for `host`, the name
+    /// or address the phone connects to: an IP address (`192.168.1.20`,
+    /// `::1`, `[::1]`) needs an `IP:` entry in its subjectAltName, a host name
+    /// a `DNS:` entry, exact or a wildcard (`*.example.com` names
+    /// `bore.example.com`, not `example.com` nor `a.b.example.com`). A phone
+    /// connecting to `https://host:PORT` refuses the certificate otherwise. The
+    /// error says what to change.
+    pub fn check_names(&self, host: &str) -> Result<(), String> {
+        let host = host.trim();
+        let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+        let (name, entry) = match bare.parse::<IpAddr>() {
+            Ok(ip) => (ServerName::IpAddress(ip.into()), format!("IP:{ip}")),
+            Err(_) => match ServerName::try_from(bare) {
+                Ok(name) => {
+                    let wildcard = bare
+                        .split_once('.')
+                        .filter(|(_, parent)| parent.contains('.'))
+                        .map(|(_, parent)| format!(" (or the wildcard DNS:*.{parent})"))
+                        .unwrap_or_default();
+                    (name, format!("DNS:{bare}{wildcard}"))
+                }
+                Err(e) => return Err(format!("{host:?} is neither an IP address nor a host name ({e})")),
+            },
+        };
         let parsed = ParsedCertificate::try_from(&self.leaf).map_err(|e| e.to_string())?;
-        rustls::client::verify_server_name(&parsed, &ServerName::IpAddress(ip.into())).map_err(|e| {
+        rustls::client::verify_server_name(&parsed, &name).map_err(|e| {
             format!(
-                "the TLS certificate is not valid for {ip} ({e}); a phone connecting to {ip} would refuse it: \
-                 use a certificate whose subjectAltName includes IP:{ip}"
+                "the TLS certificate is not valid for {bare} ({e}); a phone connecting to {bare} would refuse it: \
+                 use a certificate whose subjectAltName includes {entry}"
             )
         })
     }

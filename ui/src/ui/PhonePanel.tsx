@@ -230,6 +230,7 @@ export function PhonePanel(props: { store: RemoteAccessStore; onClose: () => voi
                   key={kind}
                   kind={kind}
                   checked={form.kind === kind}
+                  encrypted={form.kind === kind && encrypted}
                   onChoose={() => {
                     setError(null);
                     setForm((f) => ({ ...f, kind }));
@@ -290,6 +291,10 @@ export function PhonePanel(props: { store: RemoteAccessStore; onClose: () => voi
                     autoComplete="off"
                   />
                 </label>
+                <p class="hint">
+                  bore relays raw TCP. With the hub's own certificate (<code>HAPI_TLS_CERT</code>) naming this host, the
+                  phone gets HTTPS to this computer; without one it is plain HTTP that the bore server can read.
+                </p>
               </div>
             )}
             {form.kind === "tailscale" && (
@@ -318,8 +323,9 @@ export function PhonePanel(props: { store: RemoteAccessStore; onClose: () => voi
                 )}
                 {encrypted && (
                   <p class="hint" data-testid="consent-not-needed">
-                    The hub serves this address over HTTPS with its own certificate: encrypted to this machine. The
-                    phone must trust that certificate.
+                    {form.kind === "bore"
+                      ? `The hub serves HTTPS through the bore server with its own certificate: encrypted to this machine, and the bore server relays it unread. The certificate must name ${target}, and the phone must trust it.`
+                      : "The hub serves this address over HTTPS with its own certificate: encrypted to this machine. The phone must trust that certificate."}
                   </p>
                 )}
                 {notice !== null && (
@@ -361,9 +367,14 @@ export function PhonePanel(props: { store: RemoteAccessStore; onClose: () => voi
   );
 }
 
-function ProviderOption(props: { kind: ProviderKind; checked: boolean; onChoose: () => void }) {
+/**
+ * `encrypted`: the hub answered that this path needs no consent (LAN or bore
+ * with the hub's own certificate), so it is HTTPS to this machine, whatever the
+ * provider's usual transport.
+ */
+function ProviderOption(props: { kind: ProviderKind; checked: boolean; encrypted: boolean; onChoose: () => void }) {
   const { kind } = props;
-  const transport = expectedTransport(kind);
+  const transport = props.encrypted ? "tls_at_this_machine" : expectedTransport(kind);
   return (
     <label class={`provider-option ${props.checked ? "chosen" : ""}`}>
       <input type="radio" name="remote-provider" value={kind} data-testid={`provider-${kind}`} checked={props.checked} onChange={props.onChoose} />

@@ -1,6 +1,7 @@
 //! The hub's own TLS (`HAPI_TLS_CERT`, `HAPI_TLS_KEY`): LAN on 127.0.0.1 with
 //! a self-signed certificate made here, pairing and the event streams over
-//! HTTPS and WSS, handshakes that never finish, and files the hub refuses.
+//! HTTPS and WSS, handshakes that never finish, and files the hub refuses;
+//! bore with that certificate through a real bore server on 127.0.0.1.
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,7 @@ use hapi_protocol::{
     PairDevice, PairedDevice, Pairing, RemoteAccess, RemoteConsent, RemoteProvider, RemoteState, SetRemoteAccess,
     TransportSecurity,
 };
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject as _;
 use tokio_tungstenite::tungstenite::Message;
@@ -78,11 +79,15 @@ fn lan() -> RemoteProvider {
 }
 
 async fn put_remote(hub: &TestHub, consent: Option<String>) -> reqwest::Response {
+    put_provider(hub, lan(), consent).await
+}
+
+async fn put_provider(hub: &TestHub, provider: RemoteProvider, consent: Option<String>) -> reqwest::Response {
     hub.http
         .put(format!("{}/api/remote", hub.url))
         .bearer_auth(&hub.token)
         .json(&SetRemoteAccess {
-            provider: Some(lan()),
+            provider: Some(provider),
             plaintext_consent: consent,
         })
         .send()
@@ -315,4 +320,227 @@ fn the_hub_refuses_to_start_with_unusable_tls_files() {
         text.contains("does not belong") && text.contains(&other.files.key.display().to_string()),
         "{text}"
     );
+}
+
+const BORE_SECRET: &str = "bore secret of the tls tests";
+
+/// bore's control port is fixed (7835): one bore server at a time here.
+static BORE_SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A real bore server (`bore_cli::server::Server`, the version the hub's
+/// client speaks) on 127.0.0.1, in a runtime of its own on its own thread;
+/// dropping it drops that runtime, which closes every connection it holds.
+struct BoreServer {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _serial: tokio::sync::MutexGuard<'static, ()>,
+}
+
+impl BoreServer {
+    async fn start() -> BoreServer {
+        let serial = BORE_SERIAL.lock().await;
+        let localhost = std::net::IpAddr::from([127, 0, 0, 1]);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let mut server = hapi_tunnel::bore_cli::server::Server::new(47_400..=47_699, Some(BORE_SECRET));
+                server.set_bind_addr(localhost);
+                server.set_bind_tunnels(localhost);
+                tokio::select! {
+                    r = server.listen() => panic!("bore server ended: {r:?}"),
+                    _ = stopped => {}
+                }
+            });
+        });
+        // `listen` has no ready signal: wait for the control port to accept.
+        let control = std::net::SocketAddr::new(localhost, hapi_tunnel::BORE_CONTROL_PORT);
+        for _ in 0..250 {
+            if tokio::net::TcpStream::connect(control).await.is_ok() {
+                return BoreServer {
+                    stop: Some(stop),
+                    thread: Some(thread),
+                    _serial: serial,
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the bore server did not listen on {control}");
+    }
+}
+
+impl Drop for BoreServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn bore(host: &str) -> RemoteProvider {
+    RemoteProvider::Bore {
+        host: host.into(),
+        secret: Some(BORE_SECRET.into()),
+    }
+}
+
+async fn consent_for_bore(hub: &TestHub, host: &str) -> RemoteConsent {
+    let r = hub
+        .get(&format!("/api/remote/consent?kind=bore&host={host}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn bore_with_the_hubs_certificate_is_https_to_this_machine_without_consent() {
+    let relay = BoreServer::start().await;
+    // The bore server by name: the certificate names it, the phone sends it.
+    let cert = Certificate::for_names(&["localhost"]);
+    let hub = tls_hub(&cert).await;
+
+    assert_eq!(
+        consent_for_bore(&hub, "localhost").await.notice,
+        None,
+        "nothing to accept"
+    );
+    let r = put_provider(&hub, bore("localhost"), None).await;
+    assert_eq!(r.status(), 200);
+    let access: RemoteAccess = r.json().await.unwrap();
+    assert_eq!(access.state, RemoteState::Up, "{access:?}");
+    assert_eq!(access.transport, Some(TransportSecurity::TlsAtThisMachine));
+    assert_eq!(
+        access.provider,
+        Some(RemoteProvider::Bore {
+            host: "localhost".into(),
+            secret: None
+        }),
+        "the secret is not returned"
+    );
+    let remote = access.public_url.unwrap();
+    let port = remote
+        .strip_prefix("https://localhost:")
+        .unwrap_or_else(|| panic!("an https URL on the bore host: {remote}"))
+        .parse::<u16>()
+        .unwrap();
+    assert!((47_400..=47_699).contains(&port), "a port of the bore server: {port}");
+
+    // A phone that trusts the certificate pairs through the relay over TLS.
+    let https = cert.client();
+    let device = pair(&hub, &https, &remote).await;
+    let r = https
+        .get(format!("{remote}/api/sessions"))
+        .bearer_auth(&device.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // A forged device token opens nothing.
+    let r = https
+        .get(format!("{remote}/api/sessions"))
+        .bearer_auth("f".repeat(64))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+
+    // What the relay carries is TLS: plain HTTP through its public port gets
+    // no HTTP answer at all (a TLS alert, or the connection closed).
+    let mut plain = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    plain
+        .write_all(format!("GET /health HTTP/1.1\r\nhost: localhost:{port}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), plain.read_to_end(&mut answer)).await;
+    assert!(!answer.starts_with(b"HTTP/"), "{:?}", String::from_utf8_lossy(&answer));
+    // And a client that does not trust the certificate is refused.
+    let untrusting = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .build()
+        .unwrap();
+    assert!(untrusting.get(format!("{remote}/health")).send().await.is_err());
+
+    // Off: the public port no longer reaches the hub.
+    let r = hub
+        .http
+        .put(format!("{}/api/remote", hub.url))
+        .bearer_auth(&hub.token)
+        .json(&SetRemoteAccess {
+            provider: None,
+            plaintext_consent: None,
+        })
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(https.get(format!("{remote}/health")).send().await.is_err());
+    hub.stop().await;
+    drop(relay);
+}
+
+#[tokio::test]
+async fn bore_with_a_certificate_for_another_name_fails_with_the_reason() {
+    let cert = Certificate::for_names(&["localhost"]);
+    let hub = tls_hub(&cert).await;
+    let started = Instant::now();
+    let r = put_provider(&hub, bore("127.0.0.1"), None).await;
+    assert_eq!(r.status(), 502);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "tunnel_failed");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("not valid for 127.0.0.1") && message.contains("must name the bore server 127.0.0.1"),
+        "{message}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "not retried: {:?}",
+        started.elapsed()
+    );
+    let access: RemoteAccess = hub.get("/api/remote").send().await.unwrap().json().await.unwrap();
+    assert_eq!(access.state, RemoteState::Failed);
+    assert_eq!(access.transport, Some(TransportSecurity::TlsAtThisMachine));
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn bore_without_a_certificate_stays_plaintext_with_consent() {
+    let relay = BoreServer::start().await;
+    let hub = TestHub::start().await;
+    let notice = consent_for_bore(&hub, "127.0.0.1")
+        .await
+        .notice
+        .expect("plaintext bore needs consent");
+    assert!(
+        notice.contains("127.0.0.1") && notice.contains("can read the traffic"),
+        "{notice}"
+    );
+
+    let r = put_provider(&hub, bore("127.0.0.1"), None).await;
+    assert_eq!(r.status(), 409);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "consent_required");
+
+    let r = put_provider(&hub, bore("127.0.0.1"), Some(notice)).await;
+    assert_eq!(r.status(), 200);
+    let access: RemoteAccess = r.json().await.unwrap();
+    assert_eq!(access.state, RemoteState::Up, "{access:?}");
+    assert_eq!(access.transport, Some(TransportSecurity::Plaintext));
+    let remote = access.public_url.unwrap();
+    assert!(remote.starts_with("http://127.0.0.1:"), "{remote}");
+    let r = hub.http.get(format!("{remote}/health")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "plain HTTP through the relay");
+    hub.stop().await;
+    drop(relay);
 }

@@ -4,7 +4,14 @@
 //! The server (the user's own VPS, running `bore server --secret …`) gives us
 //! a public TCP port and forwards every connection on it to the hub's remote
 //! listener. bore carries raw TCP and the server does not terminate TLS, so
-//! the path is plaintext and needs consent.
+//! on its own the path is plaintext and needs consent.
+//!
+//! With the user's certificate ([`Bore::with_tls`]) the hub's remote listener
+//! does the TLS handshake itself, as for LAN: the bore server relays TLS
+//! records it cannot read, the URL is `https://HOST:PORT`, TLS ends on this
+//! machine, and no consent is needed. The certificate must name the server's
+//! host (the name the phone connects to), and the health probe trusts that
+//! certificate only.
 //!
 //! Notes on `bore-cli` 0.6 that shape this file:
 //! - the control port is the constant [`BORE_CONTROL_PORT`] (7835) on both
@@ -22,7 +29,9 @@ use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
 use crate::status::StatusCell;
-use crate::{BoxFuture, ProviderKind, Transport, TunnelError, TunnelProvider, forward_target, url_host};
+use crate::{
+    BoxFuture, ProviderKind, Transport, TrustedCertificate, TunnelError, TunnelProvider, forward_target, url_host,
+};
 
 /// The bore control port (fixed by `bore-cli`): the server must listen on it.
 pub const BORE_CONTROL_PORT: u16 = bore_cli::shared::CONTROL_PORT;
@@ -32,6 +41,8 @@ pub struct Bore {
     server_host: String,
     remote_port: u16,
     secret: Option<String>,
+    /// The certificate the hub serves through the tunnel (TLS ends here).
+    tls: Option<TrustedCertificate>,
     connect_timeout: Duration,
     cell: StatusCell,
     session: Mutex<Option<JoinHandle<()>>>,
@@ -43,6 +54,7 @@ impl std::fmt::Debug for Bore {
             .field("server_host", &self.server_host)
             .field("remote_port", &self.remote_port)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -58,10 +70,30 @@ impl Bore {
             server_host: server_host.into(),
             remote_port: 0,
             secret,
+            tls: None,
             connect_timeout: Duration::from_secs(10),
             cell: StatusCell::new(Transport::Plaintext),
             session: Mutex::new(None),
         }
+    }
+
+    /// The hub's remote listener serves TLS with `certificate` (the hub does
+    /// the handshake; the bore server relays it unread): the URL becomes
+    /// `https://HOST:PORT`, the transport [`Transport::TlsAtThisMachine`], no
+    /// consent is needed, and the health probe trusts `certificate` only.
+    /// [`start`](TunnelProvider::start) fails (permanently) when the
+    /// certificate does not name the server's host.
+    pub fn with_tls(self, certificate: TrustedCertificate) -> Self {
+        Bore {
+            tls: Some(certificate),
+            cell: StatusCell::new(Transport::TlsAtThisMachine),
+            ..self
+        }
+    }
+
+    /// Whether the remote listener is to serve TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// Asks the server for this public port (it must be in the server's range
@@ -128,16 +160,27 @@ impl TunnelProvider for Bore {
     }
 
     fn transport(&self) -> Transport {
-        Transport::Plaintext
+        if self.tls.is_some() {
+            Transport::TlsAtThisMachine
+        } else {
+            Transport::Plaintext
+        }
     }
 
     fn consent_notice(&self) -> Option<String> {
+        if self.tls.is_some() {
+            return None;
+        }
         Some(format!(
             "bore forwards plain, unencrypted TCP: the operator of the bore server {} and anyone \
              on the networks between your phone, that server and this computer can read the \
              traffic, including the pairing code and your sessions.",
             self.server_host
         ))
+    }
+
+    fn trusted_certificate(&self) -> Option<&TrustedCertificate> {
+        self.tls.as_ref()
     }
 
     fn start(&self, local: SocketAddr) -> BoxFuture<'_, Result<String, TunnelError>> {
@@ -147,6 +190,22 @@ impl TunnelProvider for Bore {
                 task.abort();
             }
             self.cell.starting();
+            // Checked before connecting: the phone would refuse the
+            // certificate, and no retry changes that.
+            if let Some(certificate) = &self.tls
+                && let Err(reason) = certificate.check_names(&self.server_host)
+            {
+                let err = TunnelError::Config {
+                    provider: ProviderKind::Bore,
+                    reason: format!(
+                        "{reason} (with a certificate, HAPI_TLS_CERT, the hub serves HTTPS through \
+                         bore, so the certificate must name the bore server {} too)",
+                        self.server_host
+                    ),
+                };
+                self.cell.failed(err.to_string());
+                return Err(err);
+            }
             let client = match self.connect(local).await {
                 Ok(client) => client,
                 Err(e) => {
@@ -154,7 +213,8 @@ impl TunnelProvider for Bore {
                     return Err(e);
                 }
             };
-            let url = format!("http://{}:{}", url_host(&self.server_host), client.remote_port());
+            let scheme = if self.tls.is_some() { "https" } else { "http" };
+            let url = format!("{scheme}://{}:{}", url_host(&self.server_host), client.remote_port());
             self.cell.up(&url);
             let cell = self.cell.clone();
             *session = Some(tokio::spawn(async move {

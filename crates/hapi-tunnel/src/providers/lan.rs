@@ -107,7 +107,7 @@ impl TunnelProvider for Lan {
                 return Err(err);
             }
             if let Some(certificate) = &self.tls
-                && let Err(reason) = certificate.check_names(self.bind)
+                && let Err(reason) = certificate.check_names(&self.bind.to_string())
             {
                 let err = TunnelError::Config {
                     provider: ProviderKind::Lan,

@@ -1,12 +1,18 @@
 //! bore end to end: a real bore server on 127.0.0.1, the in-process client,
-//! the health probe through the public port. Serial (fixed control port).
+//! the health probe through the public port, plain and with the hub's own
+//! certificate. Serial (fixed control port).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use hapi_tunnel::{Bore, PlaintextConsent, Transport, Tunnel, TunnelError, TunnelProvider, TunnelState, probe};
+use hapi_tunnel::{
+    Bore, PlaintextConsent, Transport, TrustedCertificate, Tunnel, TunnelError, TunnelProvider, TunnelState, probe,
+    probe_trusting,
+};
 
-use crate::common::{BORE_PORTS, BORE_SERIAL, BoreServer, HealthServer, quick_options, wait_status};
+use crate::common::{
+    BORE_PORTS, BORE_SERIAL, BoreServer, HealthServer, TlsHealthServer, quick_options, self_signed, wait_status,
+};
 
 const SECRET: &str = "correct horse battery staple";
 
@@ -148,4 +154,143 @@ async fn a_killed_server_marks_the_tunnel_down_and_it_reconnects_to_a_new_one() 
 
     tunnel.stop().await;
     server.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bore_with_the_hubs_certificate_is_https_ending_here_without_consent() {
+    let _serial = BORE_SERIAL.lock().await;
+    let server = BoreServer::start(Some(SECRET)).await;
+    // The hub's certificate names the bore server's host name (not an IP), so
+    // the name is checked and sent as the server name.
+    let (cert, key) = self_signed(&["localhost"]);
+    let hub = TlsHealthServer::start(vec![cert.clone()], key).await;
+    let trusted = TrustedCertificate::new(vec![cert]).unwrap();
+
+    let bore = Arc::new(Bore::new("localhost", Some(SECRET.into())).with_tls(trusted.clone()));
+    assert!(bore.is_tls());
+    assert_eq!(bore.transport(), Transport::TlsAtThisMachine);
+    assert_eq!(bore.status().transport, Transport::TlsAtThisMachine);
+    assert!(!bore.requires_consent());
+    assert_eq!(bore.consent_notice(), None);
+    assert!(bore.trusted_certificate().is_some());
+
+    // No consent needed; `ready` means the supervisor's probe, trusting the
+    // certificate, passed through the bore server.
+    let tunnel = Tunnel::start(bore.clone(), hub.addr, quick_options(None)).unwrap();
+    let ready = tunnel.ready(Duration::from_secs(15)).await.unwrap();
+    assert!(
+        ready.public_url.starts_with("https://localhost:"),
+        "{}",
+        ready.public_url
+    );
+    let public_port = port_of(&ready.public_url);
+    assert!(BORE_PORTS.contains(&public_port) && public_port != hub.addr.port());
+    assert_eq!(tunnel.status().transport, Transport::TlsAtThisMachine);
+    assert!(hub.hits() >= 1, "the readiness probe reached the TLS server");
+
+    let hits = hub.hits();
+    probe_trusting(&ready.public_url, Duration::from_secs(5), &trusted)
+        .await
+        .unwrap();
+    assert_eq!(hub.hits(), hits + 1, "the probe went through bore to the TLS server");
+
+    // Verification is not off: the public roots do not know this certificate.
+    let err = probe(&ready.public_url, Duration::from_secs(5)).await.unwrap_err();
+    assert!(err.to_string().contains("UnknownIssuer"), "{err}");
+    // Plain HTTP through the public port reaches a TLS handshake, not the hub.
+    let plain = format!("http://127.0.0.1:{public_port}");
+    assert!(probe(&plain, Duration::from_secs(5)).await.is_err());
+    assert_eq!(hub.hits(), hits + 1, "neither request was answered");
+
+    tunnel.stop().await;
+    assert!(
+        probe_trusting(&ready.public_url, Duration::from_secs(2), &trusted)
+            .await
+            .is_err(),
+        "the public port no longer reaches the hub once stopped"
+    );
+    server.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_that_does_not_name_the_bore_host_fails_for_good_saying_so() {
+    let _serial = BORE_SERIAL.lock().await;
+    let server = BoreServer::start(Some(SECRET)).await;
+    let hub = HealthServer::start().await;
+
+    // A certificate for a name, and the server given by its IP.
+    let (for_name, _) = self_signed(&["localhost"]);
+    let bore = Bore::new("127.0.0.1", Some(SECRET.into())).with_tls(TrustedCertificate::new(vec![for_name]).unwrap());
+    let err = bore.start(hub.addr).await.unwrap_err();
+    assert!(
+        matches!(err, TunnelError::Config { .. }) && err.is_permanent(),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("not valid for 127.0.0.1")
+            && text.contains("IP:127.0.0.1")
+            && text.contains("must name the bore server 127.0.0.1"),
+        "{text}"
+    );
+    assert!(
+        matches!(&bore.status().state, TunnelState::Failed { reason } if *reason == text),
+        "{:?}",
+        bore.status()
+    );
+
+    // A certificate for an IP, and the server given by name.
+    let (for_ip, _) = self_signed(&["127.0.0.1"]);
+    let trusted = TrustedCertificate::new(vec![for_ip]).unwrap();
+    let bore = Arc::new(Bore::new("localhost", Some(SECRET.into())).with_tls(trusted));
+    let err = bore.start(hub.addr).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("not valid for localhost") && text.contains("DNS:localhost"),
+        "{text}"
+    );
+
+    // Under supervision: one attempt, then it gives up and says why.
+    let tunnel = Tunnel::start(bore.clone(), hub.addr, quick_options(None)).unwrap();
+    let err = tunnel.wait_up(Duration::from_secs(10)).await.unwrap_err();
+    assert_eq!(err.code(), "tunnel_config");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(tunnel.gave_up().map(|e| e.code()), Some("tunnel_config"));
+    assert_eq!(tunnel.status().failures, 2, "one failure per start, none retried");
+    assert_eq!(hub.hits(), 0, "nothing was forwarded");
+    tunnel.stop().await;
+    server.kill().await;
+}
+
+#[test]
+fn certificate_names_cover_host_names_wildcards_and_ip_addresses() {
+    let trusted = |names: &[&str]| TrustedCertificate::new(vec![self_signed(names).0]).unwrap();
+
+    let wildcard = trusted(&["*.example.com"]);
+    wildcard.check_names("bore.example.com").unwrap();
+    wildcard.check_names("Bore.EXAMPLE.com").unwrap();
+    for host in ["example.com", "a.bore.example.com", "bore.example.org"] {
+        let err = wildcard.check_names(host).unwrap_err();
+        assert!(err.contains(&format!("not valid for {host}")), "{err}");
+    }
+    let err = wildcard.check_names("a.bore.example.com").unwrap_err();
+    assert!(
+        err.contains("DNS:a.bore.example.com (or the wildcard DNS:*.bore.example.com)"),
+        "{err}"
+    );
+
+    let exact = trusted(&["bore.example.com", "192.0.2.7", "::1"]);
+    exact.check_names("bore.example.com").unwrap();
+    exact.check_names("192.0.2.7").unwrap();
+    exact.check_names("::1").unwrap();
+    exact.check_names("[::1]").unwrap();
+    // An IP address is matched against IP entries only, never a DNS entry.
+    let err = trusted(&["192.0.2.7.example.com"])
+        .check_names("192.0.2.7")
+        .unwrap_err();
+    assert!(err.contains("IP:192.0.2.7"), "{err}");
+    let err = exact.check_names("2001:db8::1").unwrap_err();
+    assert!(err.contains("IP:2001:db8::1"), "{err}");
+    let err = exact.check_names("not a host").unwrap_err();
+    assert!(err.contains("neither an IP address nor a host name"), "{err}");
 }

@@ -1,4 +1,5 @@
-//! Shared fixtures: the hub stand-in (`/health`), the bore server, options.
+//! Shared fixtures: the hub stand-ins (`/health`, plain and over TLS), the
+//! bore server, certificates, options.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -161,4 +162,79 @@ pub async fn wait_status(
         _ => None,
     };
     seen.unwrap_or_else(|| panic!("{what}: last status {:?}", *rx.borrow()))
+}
+
+/// A `/health` stand-in that serves TLS with `chain` and `key` (HTTP/1.1, one
+/// request per connection), counting the requests it answers.
+pub struct TlsHealthServer {
+    pub addr: SocketAddr,
+    hits: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TlsHealthServer {
+    pub async fn start(chain: Vec<Vec<u8>>, key: Vec<u8>) -> TlsHealthServer {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio_rustls::rustls;
+        let chain = chain.into_iter().map(rustls::pki_types::CertificateDer::from).collect();
+        let key = rustls::pki_types::PrivateKeyDer::try_from(key).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind((LOCALHOST, 0)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hits = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&hits);
+        let task = tokio::spawn(async move {
+            loop {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let acceptor = acceptor.clone();
+                let counter = Arc::clone(&counter);
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tls.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let body = r#"{"status":"ok","version":"test","uptime_s":0}"#;
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = tls.write_all(answer.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        TlsHealthServer { addr, hits, task }
+    }
+
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for TlsHealthServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A self-signed certificate for `names` (IP addresses become IP entries of
+/// its subjectAltName): (certificate DER, PKCS#8 key DER).
+pub fn self_signed(names: &[&str]) -> (Vec<u8>, Vec<u8>) {
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let made = rcgen::generate_simple_self_signed(names).unwrap();
+    (made.cert.der().to_vec(), made.signing_key.serialize_der())
 }
