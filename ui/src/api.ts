@@ -255,7 +255,7 @@ export class HubApi {
     if (target) query += `&${kind === "bore" ? "host" : "bind"}=${encodeURIComponent(target)}`;
     const answer = await this.request<unknown>("GET", `/api/remote/consent?${query}`);
     const notice = (answer as { notice?: unknown } | null)?.notice;
-    // `null`: no consent needed on this path (LAN when the hub serves HTTPS with its own certificate).
+    // `null`: no consent needed on this path (LAN or bore when the hub serves HTTPS with its own certificate).
     if (notice === null) return null;
     if (typeof notice !== "string" || !notice.trim()) {
       throw new ApiError(200, "internal", "The hub gave no consent notice for this connection.");

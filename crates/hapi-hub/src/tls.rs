@@ -1,18 +1,20 @@
 //! The hub's own TLS: the user's certificate (`HAPI_TLS_CERT`, `HAPI_TLS_KEY`,
 //! or `hapi hub --tls-cert FILE --tls-key FILE`) on the remote listener of the
-//! LAN provider.
+//! LAN and bore providers.
 //!
 //! Where it applies, and why only there:
 //! - **LAN**: the phone connects straight to this machine, so this machine is
 //!   where TLS must end. With a certificate the URL is `https://IP:PORT`, the
 //!   transport `tls_at_this_machine`, and no plaintext consent is asked.
+//! - **bore** relays raw TCP, so the handshake still happens here: with a
+//!   certificate that names the bore server's host, the URL is
+//!   `https://HOST:PORT` and the relay carries only ciphertext.
 //! - **The local listener** (127.0.0.1) stays plain HTTP: the desktop webview,
 //!   `hapi`, session wrappers and the runner use it, and loopback traffic never
 //!   leaves this machine.
 //! - **Tunnels** keep a plain-HTTP remote listener on 127.0.0.1: Tailscale
 //!   Serve ends TLS itself (in `tailscaled`, on this machine), cloudflared at
-//!   Cloudflare, and bore relays raw TCP (TLS over bore would need a
-//!   certificate for the bore server's name; not done).
+//!   Cloudflare.
 //!
 //! The files are read and checked when the hub starts ([`HubTls::load`]): a
 //! missing file, a file without a certificate or key, or a key that is not the

@@ -20,7 +20,9 @@ pub enum RemoteProvider {
         #[serde(default)]
         port: u16,
     },
-    /// A self-hosted bore server (raw TCP relay: plaintext, needs consent).
+    /// A self-hosted bore server (a raw TCP relay): HTTPS ending on this
+    /// machine when the hub has a certificate naming the host, else
+    /// plaintext, which needs consent.
     Bore {
         /// The bore server's host.
         host: String,
