@@ -61,11 +61,6 @@ pub use status::{NOT_STARTED, STOPPED, StatusCell, Transport, TunnelState, Tunne
 pub use supervisor::{Backoff, PlaintextConsent, Ready, Tunnel, TunnelOptions};
 pub use trust::TrustedCertificate;
 
-/// The `bore-cli` crate the [`Bore`] client is built on, so that the tests of
-/// a crate driving a [`Bore`] (the hub's) run a real bore server
-/// (`bore_cli::server::Server`) of the very version this client speaks.
-#[doc(hidden)]
-pub use bore_cli;
 
 /// A boxed, `Send` future: what [`TunnelProvider`]'s async methods return, so the
 /// trait stays object-safe (`Arc<dyn TunnelProvider>`).

@@ -347,7 +347,7 @@ impl BoreServer {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let mut server = hapi_tunnel::bore_cli::server::Server::new(47_400..=47_699, Some(BORE_SECRET));
+                let mut server = bore_cli::server::Server::new(47_400..=47_699, Some(BORE_SECRET));
                 server.set_bind_addr(localhost);
                 server.set_bind_tunnels(localhost);
                 tokio::select! {
