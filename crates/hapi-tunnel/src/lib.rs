@@ -61,7 +61,6 @@ pub use status::{NOT_STARTED, STOPPED, StatusCell, Transport, TunnelState, Tunne
 pub use supervisor::{Backoff, PlaintextConsent, Ready, Tunnel, TunnelOptions};
 pub use trust::TrustedCertificate;
 
-
 /// A boxed, `Send` future: what [`TunnelProvider`]'s async methods return, so the
 /// trait stays object-safe (`Arc<dyn TunnelProvider>`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
