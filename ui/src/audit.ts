@@ -5,6 +5,7 @@ import type { AuditEntry } from "./generated/AuditEntry";
 import type { AuditList } from "./generated/AuditList";
 import type { Decision } from "./generated/Decision";
 import type { DecisionChannel } from "./generated/DecisionChannel";
+import { Observable } from "./observable";
 
 /** What the audit view shows: one session or all, since when. */
 export interface AuditFilter {
@@ -154,27 +155,19 @@ export interface AuditApi {
  * starts over (a new filter, or a refresh); `more` appends the next older page.
  * A stale answer (the filter changed meanwhile) is dropped.
  */
-export class AuditStore {
+export class AuditStore extends Observable {
   entries: AuditEntry[] = [];
   hasMore = false;
   loading = false;
   error: string | null = null;
   filter: AuditFilter = { sessionId: null, range: "all" };
   private generation = 0;
-  private readonly listeners = new Set<() => void>();
 
   constructor(
     private readonly api: AuditApi,
     private readonly now: () => number = () => Date.now(),
-  ) {}
-
-  subscribe(fn: () => void): () => void {
-    this.listeners.add(fn);
-    return () => this.listeners.delete(fn);
-  }
-
-  private emit(): void {
-    for (const fn of this.listeners) fn();
+  ) {
+    super();
   }
 
   async load(filter: AuditFilter = this.filter): Promise<void> {

@@ -11,6 +11,7 @@
 // `window` with `vi.stubGlobal`.
 import type { DecisionChannel } from "./generated/DecisionChannel";
 import type { DesktopSettings } from "./generated/DesktopSettings";
+import { Observable } from "./observable";
 
 /** What the desktop app injects as `window.__HAPI_DESKTOP__`. */
 export interface HapiDesktopGlobal {
@@ -157,14 +158,15 @@ export function sessionNotificationsOn(settings: DesktopSettings, sessionId: str
  * toggles. Components subscribe; failed changes reject (with a UI message)
  * and leave the settings as they were.
  */
-export class DesktopSettingsStore {
+export class DesktopSettingsStore extends Observable {
   private current: DesktopSettings | null = null;
   private error: string | null = null;
   private loading = false;
-  private readonly listeners = new Set<() => void>();
 
   /** `bridge` null: running in the app without `__TAURI__` (misconfigured). */
-  constructor(private readonly bridge: DesktopBridge | null) {}
+  constructor(private readonly bridge: DesktopBridge | null) {
+    super();
+  }
 
   get settings(): DesktopSettings | null {
     return this.current;
@@ -177,15 +179,6 @@ export class DesktopSettingsStore {
 
   get isLoading(): boolean {
     return this.loading;
-  }
-
-  subscribe(fn: () => void): () => void {
-    this.listeners.add(fn);
-    return () => this.listeners.delete(fn);
-  }
-
-  private emit(): void {
-    for (const fn of this.listeners) fn();
   }
 
   /** (Re)reads the settings; failures end up in `loadError`. */

@@ -19,6 +19,7 @@ import {
   type HubState,
   type SessionHistory,
 } from "./hubState";
+import { Observable } from "./observable";
 
 /** How long a decided approval card stays visible (shows who decided). */
 export const DECIDED_CARD_MS = 4000;
@@ -28,9 +29,8 @@ export function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-export class HubStore {
+export class HubStore extends Observable {
   private state: HubState = initialHubState;
-  private readonly listeners = new Set<() => void>();
   readonly api: HubApi;
   private readonly stream: HubEventStream;
   private readonly gapFetches = new Set<string>();
@@ -42,6 +42,7 @@ export class HubStore {
   private unwatchResume: (() => void) | null = null;
 
   constructor(token: string, onUnauthorized: () => void) {
+    super();
     this.api = new HubApi(token, onUnauthorized);
     const hostname = typeof window === "undefined" ? "" : window.location.hostname;
     this.stream = new HubEventStream(this.api, {
@@ -66,11 +67,6 @@ export class HubStore {
     return this.state;
   }
 
-  subscribe(fn: () => void): () => void {
-    this.listeners.add(fn);
-    return () => this.listeners.delete(fn);
-  }
-
   /** Updates state; views re-render at most once per frame (event bursts, replays). */
   private set(next: HubState): void {
     if (next === this.state) return;
@@ -79,7 +75,7 @@ export class HubStore {
     this.notifyScheduled = true;
     const flush = () => {
       this.notifyScheduled = false;
-      for (const fn of this.listeners) fn();
+      this.emit();
     };
     if (typeof requestAnimationFrame === "function" && document.visibilityState === "visible") requestAnimationFrame(flush);
     else setTimeout(flush, 50);

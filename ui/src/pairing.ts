@@ -13,6 +13,7 @@ import type { Device } from "./generated/Device";
 import type { PairDevice } from "./generated/PairDevice";
 import type { PairedDevice } from "./generated/PairedDevice";
 import type { Pairing } from "./generated/Pairing";
+import { Observable } from "./observable";
 
 /** How long an offer is valid (the hub's rule; `expires_at` is authoritative). */
 export const OFFER_LIFETIME_MS = 5 * 60_000;
@@ -77,9 +78,8 @@ function offerErrorText(e: unknown): { code: string; message: string } {
 }
 
 /** One pairing dialog's offer. */
-export class PairingOffer {
+export class PairingOffer extends Observable {
   private current: OfferState = { status: "loading" };
-  private readonly listeners = new Set<() => void>();
   private knownDevices: Set<string> | null = null;
   /** Offers made and not yet withdrawn. */
   private readonly outstanding = new Set<string>();
@@ -88,7 +88,9 @@ export class PairingOffer {
   constructor(
     private readonly api: OfferApi,
     private readonly clock: () => number = () => Date.now(),
-  ) {}
+  ) {
+    super();
+  }
 
   get state(): OfferState {
     return this.current;
@@ -99,14 +101,9 @@ export class PairingOffer {
     return this.current.status === "closed";
   }
 
-  subscribe(fn: () => void): () => void {
-    this.listeners.add(fn);
-    return () => this.listeners.delete(fn);
-  }
-
   private set(next: OfferState): void {
     this.current = next;
-    for (const fn of this.listeners) fn();
+    this.emit();
   }
 
   /** Asks for an offer (withdrawing the previous one, if still out). */

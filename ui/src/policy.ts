@@ -4,6 +4,7 @@
 import { ApiError } from "./api";
 import { errorTextOf } from "./audit";
 import type { PolicyDocument } from "./generated/PolicyDocument";
+import { Observable } from "./observable";
 
 export interface PolicyApi {
   policy(): Promise<PolicyDocument>;
@@ -61,7 +62,7 @@ command = ["rm -rf *", "rm -fr *"]
 action = "deny"
 `;
 
-export class PolicyStore {
+export class PolicyStore extends Observable {
   doc: PolicyDocument | null = null;
   /** The text being edited. */
   draft = "";
@@ -71,17 +72,9 @@ export class PolicyStore {
   problem: PolicyProblem | null = null;
   /** Set after a successful save, until the next edit. */
   saved = false;
-  private readonly listeners = new Set<() => void>();
 
-  constructor(private readonly api: PolicyApi) {}
-
-  subscribe(fn: () => void): () => void {
-    this.listeners.add(fn);
-    return () => this.listeners.delete(fn);
-  }
-
-  private emit(): void {
-    for (const fn of this.listeners) fn();
+  constructor(private readonly api: PolicyApi) {
+    super();
   }
 
   /** Unsaved changes. */

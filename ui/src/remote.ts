@@ -8,6 +8,7 @@ import type { RemoteProvider } from "./generated/RemoteProvider";
 import type { RemoteState } from "./generated/RemoteState";
 import type { SetRemoteAccess } from "./generated/SetRemoteAccess";
 import type { TransportSecurity } from "./generated/TransportSecurity";
+import { Observable } from "./observable";
 
 export type ProviderKind = RemoteProvider["kind"];
 
@@ -207,13 +208,12 @@ const defaultTimers: Timers = {
  * (`watch()`), `GET /api/remote` is polled as long as the state is starting
  * or reconnecting.
  */
-export class RemoteAccessStore {
+export class RemoteAccessStore extends Observable {
   private current: RemoteAccess | null = null;
   private error: string | null = null;
   private deviceList: Device[] | null = null;
   private devicesErr: string | null = null;
   private readonly consents = new Map<string, ConsentLoad>() // by kind and address;
-  private readonly listeners = new Set<() => void>();
   private watchers = 0;
   private pollTimer: unknown = null;
   private busyFlag = false;
@@ -221,7 +221,9 @@ export class RemoteAccessStore {
   constructor(
     private readonly api: RemoteApi,
     private readonly timers: Timers = defaultTimers,
-  ) {}
+  ) {
+    super();
+  }
 
   get access(): RemoteAccess | null {
     return this.current;
@@ -247,15 +249,6 @@ export class RemoteAccessStore {
   /** The notice for `kind` at `target` (see [`consentTarget`]). */
   consent(kind: ConsentKind, target = ""): ConsentLoad | null {
     return this.consents.get(consentKey(kind, target)) ?? null;
-  }
-
-  subscribe(fn: () => void): () => void {
-    this.listeners.add(fn);
-    return () => this.listeners.delete(fn);
-  }
-
-  private emit(): void {
-    for (const fn of this.listeners) fn();
   }
 
   private setAccess(access: RemoteAccess): void {

@@ -6,6 +6,7 @@ import type { Budget } from "./generated/Budget";
 import type { SessionUsage } from "./generated/SessionUsage";
 import type { SessionUsageSummary } from "./generated/SessionUsageSummary";
 import type { Usage } from "./generated/Usage";
+import { Observable } from "./observable";
 
 export interface UsageApi {
   usage(sessionId: string): Promise<SessionUsage>;
@@ -139,7 +140,7 @@ export function sumUsage(a: Usage | null, b: Usage): Usage {
 }
 
 /** The usage panel of one session: the per-model rows, the budget form, Stop. */
-export class UsageStore {
+export class UsageStore extends Observable {
   usage: SessionUsage | null = null;
   loadError: string | null = null;
   editing = false;
@@ -148,20 +149,12 @@ export class UsageStore {
   formError: string | null = null;
   stopping = false;
   stopError: string | null = null;
-  private readonly listeners = new Set<() => void>();
 
   constructor(
     private readonly api: UsageApi,
     readonly sessionId: string,
-  ) {}
-
-  subscribe(fn: () => void): () => void {
-    this.listeners.add(fn);
-    return () => this.listeners.delete(fn);
-  }
-
-  private emit(): void {
-    for (const fn of this.listeners) fn();
+  ) {
+    super();
   }
 
   /** (Re)reads the per-model usage; the session's events say when it changed. */
