@@ -271,6 +271,20 @@ where
     }
 }
 
+/// Waits for the browser script to save the QR code as `png`, then decodes it
+/// from its pixels (zbarimg), as a phone's camera would; returns what it says.
+pub async fn decode_qr_image(png: &Path) -> String {
+    wait("the QR code image", || async {
+        if !png.exists() {
+            return None;
+        }
+        let out = Command::new("zbarimg").args(["--raw", "-q"]).arg(png).output().ok()?;
+        let text = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+        (out.status.success() && !text.is_empty()).then_some(text)
+    })
+    .await
+}
+
 /// Polls `probe` (blocking) until it yields a value, for at most `within`; the
 /// limit only keeps a broken run from hanging.
 pub fn wait_sync<T>(what: &str, within: Duration, mut probe: impl FnMut() -> Option<T>) -> T {

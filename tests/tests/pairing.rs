@@ -2,8 +2,6 @@
 //! the test decodes it **from the image** (zbarimg), a phone-sized page opens
 //! what it says, pairs, and approves a real Claude Code request through the
 //! hub's remote listener.
-use std::process::Command;
-
 use hapi_e2e::{BrowserTest, ClaudeSession, Hub, agent_texts};
 use hapi_testkit::{Script, start_fake_anthropic};
 use serde_json::{Value, json};
@@ -46,16 +44,7 @@ async fn a_phone_pairs_from_the_qr_code_and_approves_a_request() {
     );
 
     // Decode the QR code from the page's pixels, as a phone's camera would.
-    let qr = handshake.join("qr.png");
-    let url = hapi_e2e::wait("the QR code image", || async {
-        if !qr.exists() {
-            return None;
-        }
-        let out = Command::new("zbarimg").args(["--raw", "-q"]).arg(&qr).output().ok()?;
-        let text = String::from_utf8(out.stdout).ok()?.trim().to_owned();
-        (out.status.success() && !text.is_empty()).then_some(text)
-    })
-    .await;
+    let url = hapi_e2e::decode_qr_image(&handshake.join("qr.png")).await;
     assert!(
         url.starts_with(&format!("{public_url}/#/pair/")),
         "the QR code names the remote listener and carries the secret in the fragment: {url}"

@@ -19,7 +19,7 @@
 //! Claude Code request, every byte of it through the relay.
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use hapi_e2e::netns::Netns;
@@ -172,16 +172,7 @@ async fn pair_and_approve(dir: &Path, net: &Network, phone_chromium: &Path, rela
     );
 
     // Decode the QR code from the page's pixels, as a phone's camera would.
-    let qr = handshake.join("qr.png");
-    let url = hapi_e2e::wait("the QR code image", || async {
-        if !qr.exists() {
-            return None;
-        }
-        let out = Command::new("zbarimg").args(["--raw", "-q"]).arg(&qr).output().ok()?;
-        let text = String::from_utf8(out.stdout).ok()?.trim().to_owned();
-        (out.status.success() && !text.is_empty()).then_some(text)
-    })
-    .await;
+    let url = hapi_e2e::decode_qr_image(&handshake.join("qr.png")).await;
     assert!(
         url.starts_with(&format!("{public_url}/#/pair/")),
         "the QR code names the relay's public URL: {url}"
