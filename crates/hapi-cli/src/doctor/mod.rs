@@ -266,9 +266,12 @@ mod tests {
         assert_eq!(lines[1], "ok       hub           answers");
         assert_eq!(lines[2], "problem  runner        no runner is running");
         assert_eq!(lines[3].trim(), "fix: hapi runner start");
-        assert_eq!(lines[4].trim(), "read: docs/runbooks/runner-wont-start.md");
+        assert_eq!(
+            lines[4].trim(),
+            "read: docs/runbooks/runner-wont-start.md (`hapi runbook runner-wont-start` prints it)"
+        );
         assert!(!text.contains("never shown"), "{text}");
-        assert!(text.ends_with("1 problem, 0 warnings: fix the problems above (start with the first one). Runbooks: docs/runbooks/README.md\n"), "{text}");
+        assert!(text.ends_with("1 problem, 0 warnings: fix the problems above (start with the first one). Runbooks: docs/runbooks/README.md (`hapi runbook`)\n"), "{text}");
         assert!(Level::Problem > Level::Warning && Level::Warning > Level::Ok && Level::Ok > Level::Skipped);
     }
 }
