@@ -44,7 +44,7 @@ fn claude_path() -> Result<PathBuf> {
 /// (the agent inherits them): `RLIMIT_NOFILE` and `RLIMIT_CORE` always, and the
 /// cgroup the runner made for it (`HAPI_CGROUP`) when there is one. Returns
 /// the lines the session shows first, and the cgroup joined.
-fn apply_limits(limits: &SessionLimits) -> (Vec<String>, Option<PathBuf>) {
+fn apply_limits(limits: &SessionLimits) -> (Vec<String>, Option<cgroup::SessionGroup>) {
     let mut notices: Vec<String> = std::env::var(SESSION_NOTE_ENV)
         .map(|text| {
             text.lines()
@@ -57,16 +57,17 @@ fn apply_limits(limits: &SessionLimits) -> (Vec<String>, Option<PathBuf>) {
         tracing::warn!("{problem}");
         notices.push(format!("Limit not applied: {problem}."));
     }
+    // One directory (cgroup v2, or an older runner), or one per cgroup v1
+    // hierarchy joined with `:`.
     let mut group = std::env::var_os(CGROUP_ENV)
         .filter(|g| !g.is_empty())
-        .map(PathBuf::from);
-    if let Some(dir) = &group
-        && let Err(e) = cgroup::join(dir)
+        .map(|g| cgroup::SessionGroup::decode(&g));
+    if let Some(dirs) = &group
+        && let Err(e) = dirs.join()
     {
         let problem = format!(
-            "Limits not applied: {}: cannot join the session cgroup {}: {e}. The session runs without them.",
-            limits.cgroup_text(),
-            dir.display()
+            "Limits not applied: {}: cannot join the session cgroup {dirs}: {e}. The session runs without them.",
+            limits.cgroup_text()
         );
         tracing::warn!("{problem}");
         notices.push(problem);
@@ -87,10 +88,10 @@ fn apply_limits(limits: &SessionLimits) -> (Vec<String>, Option<PathBuf>) {
 }
 
 /// The line a session shows when the kernel killed its agent for the memory limit.
-fn oom_note(group: PathBuf, limits: &SessionLimits) -> EndNote {
+fn oom_note(group: cgroup::SessionGroup, limits: &SessionLimits) -> EndNote {
     let limit = limits.memory_max.map(format_bytes).unwrap_or_else(|| "?".into());
     Arc::new(move |_reason, _code| {
-        let kills = cgroup::oom_kills(&group).filter(|n| *n > 0)?;
+        let kills = group.oom_kills().filter(|n| *n > 0)?;
         let note = format!(
             "killed: memory limit {limit} reached (the kernel ended {kills} process(es) of this session; \
              HAPI_SESSION_MEMORY_MAX)"

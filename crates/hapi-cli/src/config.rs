@@ -81,6 +81,7 @@ pub const KEYS: &[Key] = &[
     key(hapi_runner::limits::CPU_MAX_ENV, Scope::Session),
     key(hapi_runner::limits::NOFILE_ENV, Scope::Session),
     key(hapi_runner::limits::CORE_ENV, Scope::Session),
+    key(hapi_runner::limits::CGROUP_CHOICE_ENV, Scope::Session),
     key(hapi_runner::limits::RESTART_ENV, Scope::Session),
     key(hapi_runner::limits::RESTART_BACKOFF_ENV, Scope::Session),
     key(hapi_runner::limits::START_GRACE_ENV, Scope::Session),

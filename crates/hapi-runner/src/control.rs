@@ -67,9 +67,10 @@ pub struct ListedSession {
     /// The failed session this one replaced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_of: Option<String>,
-    /// The cgroup holding its memory and CPU limits.
+    /// The cgroup holding its memory and CPU limits (on cgroup v1, one
+    /// directory per hierarchy, joined with `:`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cgroup: Option<std::path::PathBuf>,
+    pub cgroup: Option<crate::cgroup::SessionGroup>,
 }
 
 impl From<TrackedSession> for ListedSession {

@@ -4,8 +4,9 @@
 //!
 //! | variable | value | applied by |
 //! |---|---|---|
-//! | `HAPI_SESSION_MEMORY_MAX` | bytes with an optional `K`/`M`/`G`/`T` suffix (1024-based), or `max` | the runner: cgroup v2 `memory.max` |
-//! | `HAPI_SESSION_CPU_MAX` | CPU cores, e.g. `1.5`, or `max` | the runner: cgroup v2 `cpu.max` |
+//! | `HAPI_SESSION_MEMORY_MAX` | bytes with an optional `K`/`M`/`G`/`T` suffix (1024-based), or `max` | the runner: cgroup v2 `memory.max`, or cgroup v1 `memory.limit_in_bytes` (and `memory.memsw.limit_in_bytes`) |
+//! | `HAPI_SESSION_CPU_MAX` | CPU cores, e.g. `1.5`, or `max` | the runner: cgroup v2 `cpu.max`, or cgroup v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us` |
+//! | `HAPI_SESSION_CGROUP` | `auto` (default: v2, else v1), `v2`, `v1` or `off` | the runner: which cgroup version holds those two |
 //! | `HAPI_SESSION_NOFILE` | open files, at least 64 | `hapi claude`: `RLIMIT_NOFILE` (soft and hard) |
 //! | `HAPI_SESSION_CORE` | `0`, `unlimited`, or a size | `hapi claude`: `RLIMIT_CORE` |
 //! | `HAPI_SESSION_RESTART` | `never` (default) or `on-failure:N` | the runner |
@@ -24,6 +25,8 @@ use crate::error::{Result, RunnerError};
 pub const MEMORY_MAX_ENV: &str = "HAPI_SESSION_MEMORY_MAX";
 /// CPU limit of a session's cgroup, in cores.
 pub const CPU_MAX_ENV: &str = "HAPI_SESSION_CPU_MAX";
+/// Which cgroup version the runner uses for the memory and CPU limits.
+pub const CGROUP_CHOICE_ENV: &str = "HAPI_SESSION_CGROUP";
 /// Open-file limit of a session.
 pub const NOFILE_ENV: &str = "HAPI_SESSION_NOFILE";
 /// Core-dump limit of a session.
@@ -107,12 +110,18 @@ impl SessionLimits {
         parts.join(", ")
     }
 
+    /// The CPU limit as `(quota, period)` in microseconds: cgroup v2's
+    /// `cpu.max` and cgroup v1's `cpu.cfs_quota_us` / `cpu.cfs_period_us`
+    /// (the kernel refuses a quota under 1 ms).
+    pub fn cpu_quota_period(&self) -> Option<(u64, u64)> {
+        self.cpu_max
+            .map(|cores| (((cores * CPU_PERIOD_US as f64).round() as u64).max(1000), CPU_PERIOD_US))
+    }
+
     /// The `cpu.max` line: `"<quota> <period>"`.
     pub fn cpu_max_line(&self) -> Option<String> {
-        self.cpu_max.map(|cores| {
-            let quota = ((cores * CPU_PERIOD_US as f64).round() as u64).max(1000);
-            format!("{quota} {CPU_PERIOD_US}")
-        })
+        self.cpu_quota_period()
+            .map(|(quota, period)| format!("{quota} {period}"))
     }
 
     /// Applies `RLIMIT_NOFILE` and `RLIMIT_CORE` to this process; children
@@ -214,11 +223,56 @@ impl fmt::Display for RestartPolicy {
     }
 }
 
+/// Which cgroup version holds the memory and CPU limits ([`CGROUP_CHOICE_ENV`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CgroupChoice {
+    /// cgroup v2 when it offers the controllers, else cgroup v1.
+    #[default]
+    Auto,
+    /// cgroup v2 only.
+    V2,
+    /// cgroup v1 only.
+    V1,
+    /// None: the limits are reported as not applied (to check that report,
+    /// or to leave a machine's cgroups alone).
+    Off,
+}
+
+impl CgroupChoice {
+    /// Reads [`CGROUP_CHOICE_ENV`].
+    pub fn from_env() -> Result<CgroupChoice> {
+        Ok(parse_var(CGROUP_CHOICE_ENV, parse_cgroup_choice)?.unwrap_or_default())
+    }
+}
+
+impl fmt::Display for CgroupChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CgroupChoice::Auto => "auto",
+            CgroupChoice::V2 => "v2",
+            CgroupChoice::V1 => "v1",
+            CgroupChoice::Off => "off",
+        })
+    }
+}
+
+fn parse_cgroup_choice(text: &str) -> Result<CgroupChoice, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "auto" => Ok(CgroupChoice::Auto),
+        "v2" | "2" => Ok(CgroupChoice::V2),
+        "v1" | "1" => Ok(CgroupChoice::V1),
+        "off" | "none" => Ok(CgroupChoice::Off),
+        _ => Err("expected auto, v2, v1 or off".into()),
+    }
+}
+
 /// Everything about the sessions a runner spawns.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SessionPolicy {
     /// Their limits.
     pub limits: SessionLimits,
+    /// Which cgroup version holds the memory and CPU limits.
+    pub cgroup: CgroupChoice,
     /// Whether and how often failed sessions are restarted.
     pub restart: RestartPolicy,
     /// Delay before the first restart (doubling after).
@@ -229,6 +283,7 @@ impl Default for SessionPolicy {
     fn default() -> Self {
         SessionPolicy {
             limits: SessionLimits::default(),
+            cgroup: CgroupChoice::Auto,
             restart: RestartPolicy::Never,
             restart_backoff: Duration::from_millis(DEFAULT_RESTART_BACKOFF_MS),
         }
@@ -241,6 +296,7 @@ impl SessionPolicy {
     pub fn from_env() -> Result<SessionPolicy> {
         Ok(SessionPolicy {
             limits: SessionLimits::from_env()?,
+            cgroup: CgroupChoice::from_env()?,
             restart: RestartPolicy::from_env()?,
             restart_backoff: millis_from_env(RESTART_BACKOFF_ENV, DEFAULT_RESTART_BACKOFF_MS)?,
         })
@@ -261,6 +317,7 @@ pub fn check_env() -> Vec<RunnerError> {
         parse_var(CPU_MAX_ENV, parse_cpu).map(drop),
         parse_var(NOFILE_ENV, parse_nofile).map(drop),
         parse_var(CORE_ENV, parse_core).map(drop),
+        CgroupChoice::from_env().map(drop),
         RestartPolicy::from_env().map(drop),
         millis_from_env(RESTART_BACKOFF_ENV, DEFAULT_RESTART_BACKOFF_MS).map(drop),
         start_grace_from_env().map(drop),
@@ -403,6 +460,16 @@ pub fn format_bytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cgroup_choice_parses() {
+        assert_eq!(parse_cgroup_choice("auto").unwrap(), CgroupChoice::Auto);
+        assert_eq!(parse_cgroup_choice("V1").unwrap(), CgroupChoice::V1);
+        assert_eq!(parse_cgroup_choice("v2").unwrap(), CgroupChoice::V2);
+        assert_eq!(parse_cgroup_choice("off").unwrap(), CgroupChoice::Off);
+        assert!(parse_cgroup_choice("v3").is_err());
+        assert_eq!(CgroupChoice::Off.to_string(), "off");
+    }
 
     #[test]
     fn memory_sizes_parse_with_units() {

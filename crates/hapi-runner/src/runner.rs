@@ -235,15 +235,15 @@ impl RunnerHandle {
                     limits.cgroup_text()
                 );
                 notes.push(format!(
-                    "Limits not applied: {} (HAPI_SESSION_MEMORY_MAX / HAPI_SESSION_CPU_MAX). No writable cgroup v2 group: {reason}. The session runs without them.",
+                    "Limits not applied: {} (HAPI_SESSION_MEMORY_MAX / HAPI_SESSION_CPU_MAX). No writable cgroup: {reason}. The session runs without them.",
                     limits.cgroup_text()
                 ));
                 None
             }
         };
         let mut cmd = session_command(&config.cli_path, request, cwd, &log_path)?;
-        if let Some(group) = &cgroup {
-            cmd.env(CGROUP_ENV, group);
+        if let Some(value) = cgroup.as_ref().and_then(crate::cgroup::SessionGroup::encode) {
+            cmd.env(CGROUP_ENV, value);
         }
         if !notes.is_empty() {
             cmd.env(SESSION_NOTE_ENV, notes.join("\n"));
@@ -255,14 +255,14 @@ impl RunnerHandle {
             Ok(child) => child,
             Err(e) => {
                 if let Some(group) = &cgroup {
-                    crate::cgroup::remove(group);
+                    group.remove();
                 }
                 return Err(e);
             }
         };
         let Some(pid) = child.id() else {
             if let Some(group) = &cgroup {
-                crate::cgroup::remove(group);
+                group.remove();
             }
             return Err(RunnerError::Spawn("the session exited at once".into()));
         };
@@ -296,8 +296,8 @@ impl RunnerHandle {
                     s.restart_of = lineage.restart_of.clone();
                 });
                 if let Some(group) = &cgroup {
-                    let joined = crate::cgroup::cgroup_of(pid).is_some_and(|g| &g == group);
-                    tracing::info!(session = %session_id, pid, group = %group.display(), joined, "session cgroup");
+                    let joined = group.holds(pid);
+                    tracing::info!(session = %session_id, pid, %group, joined, "session cgroup");
                 }
                 // Watched until it ends: reaped (never a zombie), its cgroup
                 // removed, and a failure handed to the restart policy.
@@ -323,7 +323,7 @@ impl RunnerHandle {
                 }
                 let _ = child.wait().await;
                 if let Some(group) = &cgroup {
-                    crate::cgroup::remove(group);
+                    group.remove();
                 }
                 Err(RunnerError::Spawn(format!("{reason}; see {}", log_path.display())))
             }
@@ -339,7 +339,7 @@ impl RunnerHandle {
         for session in self.0.registry.prune() {
             tracing::info!(session = %session.session_id, pid = session.pid, "session process is gone; no longer tracked");
             if let Some(group) = &session.cgroup {
-                crate::cgroup::remove(group);
+                group.remove();
             }
             self.0.link.session_ended(&session);
         }
@@ -431,10 +431,10 @@ impl Runner {
             }
         };
         let registry = SessionRegistry::load(&config.home)?;
-        let cgroups = Cgroups::new(config.sessions.limits);
+        let cgroups = Cgroups::new(config.sessions.limits, config.sessions.cgroup);
         match cgroups.prepare() {
             CgroupStatus::Unavailable { reason, .. } => tracing::warn!(
-                "[RUNNER LIMIT] no writable cgroup v2 group: {reason}. The memory and CPU limits ({}) are NOT applied; \
+                "[RUNNER LIMIT] no writable cgroup: {reason}. The memory and CPU limits ({}) are NOT applied; \
                  sessions run without them",
                 config.sessions.limits.cgroup_text()
             ),

@@ -18,7 +18,7 @@ pub(super) struct Watched {
     pub(super) cwd: PathBuf,
     pub(super) session_id: String,
     pub(super) pid: u32,
-    pub(super) cgroup: Option<PathBuf>,
+    pub(super) cgroup: Option<crate::cgroup::SessionGroup>,
     pub(super) restarts: u32,
 }
 
@@ -40,20 +40,20 @@ impl RunnerHandle {
         let stopped = self.0.stopped.lock().expect("stopped lock").remove(&session.pid);
         let mut oom = None;
         if let Some(group) = &session.cgroup {
-            oom = crate::cgroup::oom_kills(group).filter(|n| *n > 0);
+            oom = group.oom_kills().filter(|n| *n > 0);
             if let Some(kills) = oom {
                 self.0.counters.oom_kills.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     session = %session.session_id,
                     pid = session.pid,
                     oom_kills = kills,
-                    memory_max = %crate::cgroup::memory_max(group).unwrap_or_default(),
+                    memory_max = %group.memory_max().unwrap_or_default(),
                     "[RUNNER LIMIT] session killed: its memory limit was reached"
                 );
             }
             // The agent's processes may take a moment to leave the group.
             for _ in 0..20 {
-                if crate::cgroup::remove(group) {
+                if group.remove() {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;

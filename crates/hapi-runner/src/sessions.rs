@@ -34,7 +34,7 @@ pub struct TrackedSession {
     pub tracked_since: String,
     /// The cgroup holding its memory and CPU limits (runner-spawned sessions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cgroup: Option<PathBuf>,
+    pub cgroup: Option<crate::cgroup::SessionGroup>,
     /// How many times the runner restarted this session's chain to get it.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub restarts: u32,

@@ -15,6 +15,9 @@
 //!
 //! With `FAKE_CLAUDE_EXIT_AFTER_MS` set, it exits with `FAKE_CLAUDE_EXIT_CODE`
 //! (default 1) that long after start, whatever it is doing: a crashing agent.
+//! With `FAKE_CLAUDE_ALLOCATE_MB` set, it allocates and touches that many MiB
+//! `FAKE_CLAUDE_ALLOCATE_AFTER_MS` (default 1000) after start, and holds them:
+//! an agent that runs into a memory limit.
 //!
 //! Prompts that arrive during a turn are queued; an `interrupt` control request
 //! ends the current turn with a `result` line; closing stdin ends the process.
@@ -63,6 +66,24 @@ async fn main() {
             tokio::time::sleep(std::time::Duration::from_millis(after)).await;
             eprintln!("fake-claude: exiting with {code} (FAKE_CLAUDE_EXIT_AFTER_MS)");
             std::process::exit(code);
+        });
+    }
+    if let Ok(mib) = std::env::var("FAKE_CLAUDE_ALLOCATE_MB") {
+        let mib = mib.parse().unwrap_or(0);
+        let after = env_number("FAKE_CLAUDE_ALLOCATE_AFTER_MS", 1000);
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(after));
+            eprintln!("fake-claude: allocating {mib} MiB (FAKE_CLAUDE_ALLOCATE_MB)");
+            let mut held: Vec<Vec<u8>> = Vec::new();
+            for _ in 0..mib {
+                // Written, so every page is really resident (and counted).
+                held.push(std::hint::black_box(vec![1u8; 1 << 20]));
+            }
+            eprintln!("fake-claude: holding {} MiB", held.len());
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                std::hint::black_box(&held);
+            }
         });
     }
     let out = Arc::new(Output::new());

@@ -1,5 +1,4 @@
-//! cgroup v2 groups that hold the memory and CPU limits of runner-spawned
-//! sessions.
+//! cgroup v2: one group per session.
 //!
 //! The runner finds the cgroup v2 mount (`/proc/self/mountinfo`: `/sys/fs/cgroup`
 //! on a pure v2 system, `/sys/fs/cgroup/unified` on a hybrid one) and its own
@@ -12,162 +11,26 @@
 //! runner moves itself into a leaf, `hapi-runner`, and tries again. A runner
 //! that starts inside such a leaf (one that replaced an older runner) uses its
 //! parent as the base. The runner never moves any other process.
-//!
-//! A session's `hapi claude` joins its group itself, before it starts the agent
-//! ([`join`], given the path in `HAPI_CGROUP`), so the agent is born inside it;
-//! the workspace forbids the unsafe `pre_exec` that would be needed otherwise.
-//!
-//! When no writable group can be had, the reason says why, and the runner goes
-//! on without memory and CPU limits: its log at start, `hapi runner status` and
-//! each session's history say so.
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
+use super::{DELEGATE_HINT, Unavailable, group_dir, not_writable, permanent, unescape};
 use crate::limits::SessionLimits;
 
 /// The leaf the runner moves itself into when its own group must give
 /// controllers to session groups.
 pub const RUNNER_LEAF: &str = "hapi-runner";
-/// Prefix of session groups.
-pub const SESSION_PREFIX: &str = "hapi-session-";
 
-/// Whether session groups can be created.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CgroupStatus {
-    /// No memory or CPU limit is set: no cgroup is needed.
-    NotNeeded,
-    /// Session groups are created in `base`.
-    Ready {
-        /// The group that holds the session groups.
-        base: PathBuf,
-    },
-    /// No writable cgroup: memory and CPU limits are not applied.
-    Unavailable {
-        /// Why, for a person.
-        reason: String,
-        /// Whether the cause may go away (checked again at the next spawn).
-        retry: bool,
-    },
-}
-
-impl CgroupStatus {
-    /// One line for `hapi runner status` and logs.
-    pub fn describe(&self) -> String {
-        match self {
-            CgroupStatus::NotNeeded => "not needed (no memory or CPU limit is set)".into(),
-            CgroupStatus::Ready { base } => format!("session groups in {}", base.display()),
-            CgroupStatus::Unavailable { reason, retry } => format!(
-                "NOT AVAILABLE: {reason}{}",
-                if *retry {
-                    " (checked again at the next spawn)"
-                } else {
-                    ""
-                }
-            ),
-        }
-    }
-}
-
-/// The runner's view of cgroups: detected once, and again at a spawn while
-/// the cause of a failure may go away.
-#[derive(Debug)]
-pub struct Cgroups {
-    limits: SessionLimits,
-    status: Mutex<CgroupStatus>,
-}
-
-impl Cgroups {
-    /// Nothing is detected yet; see [`Cgroups::prepare`].
-    pub fn new(limits: SessionLimits) -> Cgroups {
-        let status = if limits.needs_cgroup() {
-            CgroupStatus::Unavailable {
-                reason: "not checked yet".into(),
-                retry: true,
-            }
-        } else {
-            CgroupStatus::NotNeeded
-        };
-        Cgroups {
-            limits,
-            status: Mutex::new(status),
-        }
-    }
-
-    /// The last known status.
-    pub fn status(&self) -> CgroupStatus {
-        self.status.lock().expect("cgroup lock").clone()
-    }
-
-    /// Detects (again, if the last failure may pass) and returns the status.
-    pub fn prepare(&self) -> CgroupStatus {
-        let mut status = self.status.lock().expect("cgroup lock");
-        if matches!(*status, CgroupStatus::Unavailable { retry: true, .. }) {
-            *status = match detect(&controllers(&self.limits)) {
-                Ok(base) => {
-                    sweep(&base);
-                    CgroupStatus::Ready { base }
-                }
-                Err(Unavailable { reason, retry }) => CgroupStatus::Unavailable { reason, retry },
-            };
-        }
-        status.clone()
-    }
-
-    /// A new session group named `hapi-session-<name>` with the limits written,
-    /// or why there is none (`Ok(None)`: no limits need one).
-    pub fn create_session_group(&self, name: &str) -> Result<Option<PathBuf>, String> {
-        match self.prepare() {
-            CgroupStatus::NotNeeded => Ok(None),
-            CgroupStatus::Unavailable { reason, .. } => Err(reason),
-            CgroupStatus::Ready { base } => {
-                create_group(&base, &format!("{SESSION_PREFIX}{name}"), &self.limits).map(Some)
-            }
-        }
-    }
-}
-
-/// Why no session groups can be created.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unavailable {
-    /// For a person.
-    pub reason: String,
-    /// Whether it may pass.
-    pub retry: bool,
-}
-
-fn permanent(reason: impl Into<String>) -> Unavailable {
-    Unavailable {
-        reason: reason.into(),
-        retry: false,
-    }
-}
-
-/// The controllers `limits` need.
-fn controllers(limits: &SessionLimits) -> Vec<&'static str> {
-    let mut needed = Vec::new();
-    if limits.memory_max.is_some() {
-        needed.push("memory");
-    }
-    if limits.cpu_max.is_some() {
-        needed.push("cpu");
-    }
-    needed
-}
-
-/// Finds this process's cgroup v2 group and makes it able to hold session
-/// groups with `controllers`; returns it (the base).
-pub fn detect(controllers: &[&str]) -> Result<PathBuf, Unavailable> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|e| permanent(format!("cannot read /proc/self/mountinfo: {e}")))?;
-    let Some((mount, root)) = find_cgroup2_mount(&mountinfo) else {
+/// Finds this process's cgroup v2 group (from the texts of
+/// `/proc/self/mountinfo` and `/proc/self/cgroup`) and makes it able to hold
+/// session groups with `controllers`; returns it (the base).
+pub fn detect(mountinfo: &str, own: &str, controllers: &[&str]) -> Result<PathBuf, Unavailable> {
+    let Some((mount, root)) = find_cgroup2_mount(mountinfo) else {
         return Err(permanent(
             "no cgroup v2 file system is mounted (this system uses cgroup v1 only)",
         ));
     };
-    let cgroups = std::fs::read_to_string("/proc/self/cgroup")
-        .map_err(|e| permanent(format!("cannot read /proc/self/cgroup: {e}")))?;
-    let Some(own) = own_cgroup_path(&cgroups) else {
+    let Some(own) = own_cgroup_path(own) else {
         return Err(permanent(
             "this process is in no cgroup v2 group (no `0::` line in /proc/self/cgroup)",
         ));
@@ -189,49 +52,12 @@ pub(crate) fn find_cgroup2_mount(mountinfo: &str) -> Option<(PathBuf, String)> {
     })
 }
 
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
-        if bytes[i] == b'\\'
-            && let Some(digits) = octal
-        {
-            out.push(digits.iter().fold(0u8, |n, d| n.wrapping_mul(8).wrapping_add(d - b'0')));
-            i += 4;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// The cgroup v2 path in `/proc/<pid>/cgroup` (the `0::/path` line).
 pub(crate) fn own_cgroup_path(proc_cgroup: &str) -> Option<String> {
     proc_cgroup
         .lines()
         .find_map(|line| line.strip_prefix("0::"))
         .map(|path| path.trim().to_owned())
-}
-
-/// The directory of the group `path` (as `/proc/self/cgroup` says it) under a
-/// mount whose root is `root`.
-fn group_dir(mount: &Path, root: &str, path: &str) -> PathBuf {
-    let relative = path
-        .strip_prefix(root.trim_end_matches('/'))
-        .filter(|_| root != "/")
-        .unwrap_or(path);
-    let relative = relative.trim_start_matches('/');
-    if relative.is_empty() {
-        mount.to_owned()
-    } else {
-        mount.join(relative)
-    }
 }
 
 /// The cgroup directory of process `pid`, if it is in a cgroup v2 group.
@@ -247,9 +73,6 @@ fn words(path: &Path) -> Result<Vec<String>, Unavailable> {
         .map(|text| text.split_whitespace().map(str::to_owned).collect())
         .map_err(|e| permanent(format!("cannot read {}: {e}", path.display())))
 }
-
-const DELEGATE_HINT: &str = "run the runner in a cgroup delegated to it, e.g. \
-    `systemd-run --user --scope -p Delegate=yes hapi runner start`";
 
 /// Makes `own_dir` (or its parent, if it is the runner's leaf) able to hold
 /// session groups with `controllers`.
@@ -278,7 +101,7 @@ pub(crate) fn prepare_base(
         };
         let hint = if hybrid {
             "this system mounts cgroup v2 beside cgroup v1 (a hybrid setup) and manages memory and cpu \
-             with cgroup v1; HAPI uses cgroup v2 only"
+             with cgroup v1"
         } else {
             DELEGATE_HINT
         };
@@ -333,21 +156,8 @@ pub(crate) fn prepare_base(
             Err(e) => return Err(not_writable(&control, &e)),
         }
     }
-    // Creating a group is what a spawn will do: try it once now.
-    let probe = base.join(format!("{SESSION_PREFIX}probe-{pid}"));
-    std::fs::create_dir(&probe).map_err(|e| not_writable(&probe, &e))?;
-    let _ = std::fs::remove_dir(&probe);
+    super::probe(&base, pid)?;
     Ok(base)
-}
-
-fn not_writable(path: &Path, e: &std::io::Error) -> Unavailable {
-    let hint = match e.kind() {
-        ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => {
-            format!(" (not delegated to this user; {DELEGATE_HINT})")
-        }
-        _ => String::new(),
-    };
-    permanent(format!("cannot write {}: {e}{hint}", path.display()))
 }
 
 /// Creates `base/name` and writes the limits into it.
@@ -370,60 +180,10 @@ pub(crate) fn create_group(base: &Path, name: &str, limits: &SessionLimits) -> R
     Ok(dir)
 }
 
-/// Moves this process into the group `dir` (its children are born there).
-pub fn join(dir: &Path) -> std::io::Result<()> {
-    std::fs::write(dir.join("cgroup.procs"), std::process::id().to_string())
-}
-
-/// `oom_kill` of the group's `memory.events`: how many of its processes the
-/// kernel killed for the memory limit.
-pub fn oom_kills(dir: &Path) -> Option<u64> {
-    let events = std::fs::read_to_string(dir.join("memory.events")).ok()?;
-    parse_oom_kills(&events)
-}
-
-pub(crate) fn parse_oom_kills(events: &str) -> Option<u64> {
-    events
-        .lines()
-        .find_map(|line| line.strip_prefix("oom_kill "))
-        .and_then(|n| n.trim().parse().ok())
-}
-
-/// `memory.max` of a group, as written there (`max` or bytes).
-pub fn memory_max(dir: &Path) -> Option<String> {
-    std::fs::read_to_string(dir.join("memory.max"))
-        .ok()
-        .map(|s| s.trim().to_owned())
-}
-
-/// Removes an ended session's group; a group with processes left is kept
-/// (and removed by a later sweep).
-pub fn remove(dir: &Path) -> bool {
-    match std::fs::remove_dir(dir) {
-        Ok(()) => true,
-        Err(e) if e.kind() == ErrorKind::NotFound => true,
-        Err(e) => {
-            tracing::debug!(group = %dir.display(), "cannot remove the session cgroup yet: {e}");
-            false
-        }
-    }
-}
-
-/// Removes the empty session groups left in `base` (by a runner that was
-/// killed); groups with processes fail to be removed and stay.
-pub fn sweep(base: &Path) {
-    let Ok(entries) = std::fs::read_dir(base) else { return };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        if name.to_string_lossy().starts_with(SESSION_PREFIX) && entry.path().is_dir() {
-            let _ = std::fs::remove_dir(entry.path());
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cgroup::SESSION_PREFIX;
 
     const HYBRID: &str = "\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
@@ -515,25 +275,14 @@ mod tests {
             ..Default::default()
         };
         let group = create_group(&base, "hapi-session-x", &limits).unwrap();
-        assert_eq!(memory_max(&group).unwrap(), (256u64 << 20).to_string());
+        assert_eq!(
+            std::fs::read_to_string(group.join("memory.max")).unwrap(),
+            (256u64 << 20).to_string()
+        );
         assert_eq!(std::fs::read_to_string(group.join("cpu.max")).unwrap(), "50000 100000");
         assert!(
             create_group(&base, "hapi-session-x", &limits).is_err(),
             "never reuses a group"
         );
-    }
-
-    #[test]
-    fn without_limits_no_cgroup_is_needed() {
-        let cgroups = Cgroups::new(SessionLimits::default());
-        assert_eq!(cgroups.prepare(), CgroupStatus::NotNeeded);
-        assert_eq!(cgroups.create_session_group("a").unwrap(), None);
-    }
-
-    #[test]
-    fn oom_kills_are_read_from_memory_events() {
-        let events = "low 0\nhigh 0\nmax 12\noom 2\noom_kill 1\noom_group_kill 0\n";
-        assert_eq!(parse_oom_kills(events), Some(1));
-        assert_eq!(parse_oom_kills("low 0\n"), None);
     }
 }
