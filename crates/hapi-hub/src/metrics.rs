@@ -55,7 +55,7 @@ pub(crate) mod names {
     pub const SESSION_RESTARTS: &str = "hapi_session_restarts_total";
     /// Counter: sessions the kernel killed for their memory limit.
     pub const SESSION_OOM_KILLS: &str = "hapi_session_oom_kills_total";
-    /// Gauge: 1 when the runner can apply memory and CPU limits (a writable cgroup v2).
+    /// Gauge: 1 when the runner can apply memory and CPU limits (a writable cgroup, v2 or v1).
     pub const SESSION_CGROUP_LIMITS: &str = "hapi_session_cgroup_limits";
     /// Counter by `model` and `kind`: tokens the agents reported.
     pub const TOKENS: &str = "hapi_tokens_total";
@@ -509,7 +509,7 @@ fn describe(recorder: &PrometheusRecorder) {
         (
             names::SESSION_CGROUP_LIMITS,
             None,
-            "1 when this machine's runner can apply memory and CPU limits (a writable cgroup v2), else 0.",
+            "1 when this machine's runner can apply memory and CPU limits (a writable cgroup, v2 or v1), else 0.",
         ),
     ];
     for (name, unit, help) in gauges {
