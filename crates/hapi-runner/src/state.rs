@@ -66,7 +66,7 @@ pub struct RunnerState {
 pub struct SessionsReport {
     /// The configured limits, for a person (`memory 2G, open files 4096`, or `none`).
     pub limits: String,
-    /// Whether memory and CPU limits can be applied (a writable cgroup, v2 or v1
+    /// Whether memory and CPU limits can be applied (a writable cgroup v2
     /// group, or the cgroup v1 fallback).
     pub cgroup_ready: bool,
     /// The cgroup status, for a person (why not, when not).
