@@ -28,7 +28,17 @@ echo "==> Rust tests (workspace, including the desktop app)"
 # their own headless desktop (xvfb-run, a private session bus, gnome-keyring,
 # dunst, status-notifier-watcher, tauri-driver) per test.
 cargo build --workspace --bins
-cargo test --workspace --no-fail-fast -- --test-threads="${HAPI_TEST_THREADS:-2}"
+# A hung test must fail the run with a message, not use up CI's time limit:
+# the whole suite takes about 5 minutes on 2 cores, so 40 is a hang.
+limit="${HAPI_TEST_TIMEOUT:-2400}"
+status=0
+timeout --kill-after=30 "$limit" \
+  cargo test --workspace --no-fail-fast -- --test-threads="${HAPI_TEST_THREADS:-2}" || status=$?
+if [ "$status" = 124 ] || [ "$status" = 137 ]; then
+  echo "the Rust tests did not finish within ${limit} s (HAPI_TEST_TIMEOUT); the test reported" \
+    "above as 'running for over 60 seconds' is the one that hung" >&2
+fi
+[ "$status" = 0 ] || exit "$status"
 
 echo "==> No test left a process behind"
 # Every test stops what it started; anything still running from this build (or a

@@ -18,9 +18,48 @@ use hapi_e2e::{Child, bin, pids_with_env};
 use serde_json::Value;
 
 /// Starts gnome-keyring inside the session, unlocked with a non-empty password
-/// (an empty one never creates the login collection), then runs the command.
-const WITH_KEYRING: &str =
-    r#"eval "$(printf ci-pass | gnome-keyring-daemon --unlock --components=secrets)" >/dev/null; exec "$@""#;
+/// (an empty one never creates the login collection), waits until it owns
+/// `org.freedesktop.secrets`, runs the command, then stops the keyring.
+///
+/// Waiting matters: the bus has no service activation (see [`BUS_CONFIG`]), so
+/// a client that called before the name was taken would get an error instead
+/// of the keyring. The keyring's stderr goes to `$KEYRING_LOG`, never to the
+/// test's pipes, so a daemon that outlives its session cannot keep
+/// `Command::output` waiting for end of file.
+const WITH_KEYRING: &str = r#"
+eval "$(printf ci-pass | gnome-keyring-daemon --unlock --components=secrets 2>>"$KEYRING_LOG")" >/dev/null
+ask() { dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus "org.freedesktop.DBus.$1" string:org.freedesktop.secrets 2>/dev/null; }
+tries=0
+until ask NameHasOwner | grep -q 'boolean true'; do
+  tries=$((tries + 1))
+  if [ "$tries" -ge 400 ]; then echo "the keyring never took org.freedesktop.secrets; see $KEYRING_LOG" >&2; exit 98; fi
+  sleep 0.05
+done
+keyring=$(ask GetConnectionUnixProcessID | awk '/uint32/ {print $2}')
+"$@"
+rc=$?
+kill "$keyring" 2>/dev/null
+exit $rc
+"#;
+
+/// The session bus of [`Desk::in_keyring`]: a normal session bus but with no
+/// service directories. With activation, a client that reaches the bus before
+/// the keyring has taken its name makes dbus-daemon start a second
+/// gnome-keyring, which outlives the session holding the test's stdout and
+/// stderr (a CI run hung on exactly that).
+const BUS_CONFIG: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:tmpdir=/tmp</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"#;
 
 /// One test's world: HOME with the keyring files, and a `HAPI_HOME`.
 struct Desk {
@@ -72,9 +111,17 @@ impl Desk {
 
     /// `program args…` in a fresh session bus with this HOME's keyring unlocked.
     fn in_keyring(&self, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Command {
+        let config = self.dir.path().join("session-bus.conf");
+        if !config.exists() {
+            std::fs::write(&config, BUS_CONFIG).unwrap();
+        }
         let mut cmd = Command::new("dbus-run-session");
-        cmd.args(["--", "sh", "-c", WITH_KEYRING, "sh"]).arg(program).args(args);
+        cmd.arg(format!("--config-file={}", config.display()))
+            .args(["--", "sh", "-c", WITH_KEYRING, "sh"])
+            .arg(program)
+            .args(args);
         self.env(&mut cmd);
+        cmd.env("KEYRING_LOG", self.dir.path().join("gnome-keyring.log"));
         cmd
     }
 
