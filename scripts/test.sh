@@ -10,6 +10,10 @@ scripts/setup.sh --test
 
 # Tests never touch the developer's real data or start a runner on their own.
 export HAPI_NO_RUNNER_AUTOSTART=1
+# ... nor the developer's keychain or session bus: the keychain and desktop tests
+# start their own bus and keyring (and clear HAPI_KEYCHAIN for themselves).
+export HAPI_KEYCHAIN=off
+unset DBUS_SESSION_BUS_ADDRESS
 # Claude Code refuses some modes under any other value, and the ACP adapter
 # breaks on `IS_SANDBOX=yes` (see ../shared/notes/agent-clis-offline.md).
 unset IS_SANDBOX
