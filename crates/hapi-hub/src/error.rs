@@ -98,6 +98,16 @@ impl From<StoreError> for ApiError {
                 ErrorCode::BudgetReached,
                 format!("{reason}; raise or clear the session's budget, or stop the session"),
             ),
+            full if full.is_disk_full() => {
+                tracing::error!(error = %full, "store failure: the disk is full");
+                ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    ErrorCode::DiskFull,
+                    "the disk holding the hub's database ($HAPI_HOME) is full: nothing of this request was \
+                     stored, and everything stored before it is intact. Free some space, then retry \
+                     (`hapi doctor` shows the free space)",
+                )
+            }
             other => {
                 tracing::error!(error = %other, "store failure");
                 ApiError::internal(other.to_string())

@@ -23,7 +23,38 @@ pub struct LiveEvent {
 }
 
 type Finish = Box<dyn FnOnce(Option<&StoreError>) + Send>;
-type Job = Box<dyn FnOnce(&Transaction) -> Option<(Vec<HubEvent>, Finish)> + Send>;
+/// A queued write: run in the open transaction, or told why its batch failed
+/// before its turn came, so that every caller hears the real cause (a full
+/// disk, say) rather than a bare "not committed".
+type Job = Box<dyn for<'a> FnOnce(Turn<'a>) -> Ran + Send>;
+
+/// What the writer hands a job.
+enum Turn<'a> {
+    /// Run now, inside this transaction.
+    Run(&'a Transaction<'a>),
+    /// The batch failed before this job ran; answer the caller with this cause.
+    Skip(&'a StoreError),
+}
+
+/// What a job did with its turn.
+enum Ran {
+    /// It wrote; publish these events and call `Finish` once the COMMIT is known.
+    Done(Vec<HubEvent>, Finish),
+    /// It failed (and answered its caller); its savepoint is rolled back.
+    Failed { disk_full: bool },
+    /// It was skipped (and answered its caller).
+    Skipped,
+}
+
+/// What a caller hears when the COMMIT of its write (or the batch it was in)
+/// failed because of `cause`.
+fn not_stored(cause: &StoreError) -> StoreError {
+    if cause.is_disk_full() {
+        StoreError::DiskFull
+    } else {
+        StoreError::CommitFailed(cause.to_string())
+    }
+}
 
 /// Most writes one COMMIT takes; bounds the latency a large burst adds.
 const MAX_BATCH: usize = 1024;
@@ -87,20 +118,27 @@ impl Writer {
         F: FnOnce(&Transaction) -> Result<(T, Vec<HubEvent>)> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel::<Result<T>>();
-        let job: Job = Box::new(move |tx| match f(tx) {
-            Ok((value, events)) => {
-                let finish: Finish = Box::new(move |failed| {
-                    let _ = reply.send(match failed {
-                        None => Ok(value),
-                        Some(e) => Err(StoreError::CommitFailed(e.to_string())),
+        let job: Job = Box::new(move |turn| match turn {
+            Turn::Skip(cause) => {
+                let _ = reply.send(Err(not_stored(cause)));
+                Ran::Skipped
+            }
+            Turn::Run(tx) => match f(tx) {
+                Ok((value, events)) => {
+                    let finish: Finish = Box::new(move |failed| {
+                        let _ = reply.send(match failed {
+                            None => Ok(value),
+                            Some(e) => Err(not_stored(e)),
+                        });
                     });
-                });
-                Some((events, finish))
-            }
-            Err(e) => {
-                let _ = reply.send(Err(e));
-                None
-            }
+                    Ran::Done(events, finish)
+                }
+                Err(e) => {
+                    let disk_full = e.is_disk_full();
+                    let _ = reply.send(Err(if disk_full { StoreError::DiskFull } else { e }));
+                    Ran::Failed { disk_full }
+                }
+            },
         });
         self.jobs.send(job).await.map_err(|_| not_committed())?;
         Ok(async move { answer.await.map_err(|_| not_committed())? })
@@ -135,32 +173,23 @@ fn checkpoint(conn: Connection, writer_gone: std::sync::mpsc::Receiver<()>) {
 }
 
 fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, live: broadcast::Sender<Arc<LiveEvent>>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut batch = std::collections::VecDeque::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
+        batch.push_back(first);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(job) => batch.push_back(job),
                 Err(_) => break,
             }
         }
         let mut done: Vec<(Vec<HubEvent>, Finish)> = Vec::with_capacity(batch.len());
-        let outcome = (|| -> Result<()> {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            for job in batch.drain(..) {
-                tx.execute_batch("SAVEPOINT job")?;
-                match job(&tx) {
-                    Some(ok) => {
-                        tx.execute_batch("RELEASE job")?;
-                        done.push(ok);
-                    }
-                    None => tx.execute_batch("ROLLBACK TO job; RELEASE job")?,
-                }
-            }
-            tx.commit()?;
-            Ok(())
-        })();
-        batch.clear();
+        let mut disk_full = false;
+        let outcome = match commit_batch(&mut conn, &mut batch, &mut done, &mut disk_full) {
+            // On a full disk SQLite may roll the whole transaction back by
+            // itself; what fails next ("no such savepoint") is only a symptom.
+            Err(e) if disk_full && !e.is_disk_full() => Err(StoreError::DiskFull),
+            other => other,
+        };
         match outcome {
             Ok(()) => {
                 for (events, finish) in done {
@@ -173,12 +202,44 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, live: broadcast::Sende
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, writes = done.len(), "group commit failed; writes rolled back");
+                tracing::error!(error = %e, writes = done.len() + batch.len(), "group commit failed; writes rolled back");
                 for (_, finish) in done {
                     finish(Some(&e));
+                }
+                for job in batch.drain(..) {
+                    job(Turn::Skip(&e));
                 }
             }
         }
     }
     tracing::debug!("writer stopped");
+}
+
+/// Runs the batch's jobs, each in its own savepoint, in one transaction and
+/// commits it. Jobs still in `batch` on an error never ran; `disk_full` says
+/// whether a job failed for lack of space.
+fn commit_batch(
+    conn: &mut Connection,
+    batch: &mut std::collections::VecDeque<Job>,
+    done: &mut Vec<(Vec<HubEvent>, Finish)>,
+    disk_full: &mut bool,
+) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    while !batch.is_empty() {
+        tx.execute_batch("SAVEPOINT job")?;
+        let Some(job) = batch.pop_front() else { break };
+        match job(Turn::Run(&tx)) {
+            Ran::Done(events, finish) => {
+                tx.execute_batch("RELEASE job")?;
+                done.push((events, finish));
+            }
+            Ran::Failed { disk_full: full } => {
+                *disk_full |= full;
+                tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            }
+            Ran::Skipped => tx.execute_batch("ROLLBACK TO job; RELEASE job")?,
+        }
+    }
+    tx.commit()?;
+    Ok(())
 }

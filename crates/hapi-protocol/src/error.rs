@@ -53,6 +53,9 @@ pub enum ErrorCode {
     /// The session's budget is reached: it takes no prompts until the budget is
     /// raised or cleared (`PUT /api/sessions/{id}/budget`), or it is stopped.
     BudgetReached,
+    /// The disk holding the hub's database is full: nothing of the request
+    /// was stored. Free some space, then retry.
+    DiskFull,
     /// Something failed inside the hub; the request may be retried.
     Internal,
 }

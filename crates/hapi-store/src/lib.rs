@@ -94,6 +94,23 @@ pub enum StoreError {
     /// The group COMMIT this write was part of failed; nothing of it is stored.
     #[error("commit failed: {0}")]
     CommitFailed(String),
+    /// The disk holding the database is full (SQLite's SQLITE_FULL, the
+    /// kernel's ENOSPC): nothing of this write was stored, and everything
+    /// committed before it is intact.
+    #[error("the disk holding the database is full; nothing of this write was stored")]
+    DiskFull,
+}
+
+impl StoreError {
+    /// Whether this failure is a full disk, which a client can act on (free
+    /// space and retry) unlike other database errors.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::DiskFull => true,
+            StoreError::Sqlite(e) => e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull),
+            _ => false,
+        }
+    }
 }
 
 /// Result alias for the store.

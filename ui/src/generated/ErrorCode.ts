@@ -4,4 +4,4 @@
  * Stable, machine-readable error codes. Clients branch on these, never on the
  * message text, so a code is never renamed once shipped.
  */
-export type ErrorCode = "invalid_request" | "unauthorized" | "not_found" | "already_decided" | "session_ended" | "payload_too_large" | "machine_offline" | "runner_failed" | "runner_timeout" | "directory_missing" | "directory_outside_roots" | "directory_unusable" | "worktree_failed" | "pairing_invalid" | "pairing_locked" | "remote_off" | "consent_required" | "tunnel_failed" | "forbidden_origin" | "invalid_policy" | "budget_reached" | "internal";
+export type ErrorCode = "invalid_request" | "unauthorized" | "not_found" | "already_decided" | "session_ended" | "payload_too_large" | "machine_offline" | "runner_failed" | "runner_timeout" | "directory_missing" | "directory_outside_roots" | "directory_unusable" | "worktree_failed" | "pairing_invalid" | "pairing_locked" | "remote_off" | "consent_required" | "tunnel_failed" | "forbidden_origin" | "invalid_policy" | "budget_reached" | "disk_full" | "internal";

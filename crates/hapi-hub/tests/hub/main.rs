@@ -4,6 +4,7 @@ mod support;
 
 mod api;
 mod audit;
+mod disk_full;
 mod events;
 mod link;
 mod machines;

@@ -164,6 +164,20 @@ impl Wrapper {
         }
     }
 
+    /// The next frame, or `None` once the hub has closed the link.
+    pub async fn next(&mut self) -> Option<HubFrame> {
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(10), self.ws.next())
+                .await
+                .expect("hub frame timed out");
+            match msg {
+                Some(Ok(Message::Text(text))) => return Some(serde_json::from_str(&text).unwrap()),
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return None,
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
     /// Waits until the hub acknowledged `client_seq`, skipping commands.
     pub async fn wait_ack(&mut self, client_seq: u64) {
         loop {
