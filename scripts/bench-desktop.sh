@@ -81,7 +81,7 @@ export HAPI_HOME=$WORK/home-idle
 until registered; do sleep 0.05; done
 sleep 10
 pids=$(tree $pid)
-echo "processes: $(echo $pids | wc -w)  RSS: $(( $(sum_kb Rss $pids) / 1024 )) MB  PSS: $(( $(sum_kb Pss $pids) / 1024 )) MB"
+echo "processes: $(echo $pids | wc -w)  RSS: $(( $(sum_kb Rss $pids) / 1024 )) MiB  PSS: $(( $(sum_kb Pss $pids) / 1024 )) MiB"
 echo "largest mappings (RSS kB):"
 awk '/^[0-9a-f]+-[0-9a-f]+ / {name=($6 == "" ? "[anon]" : $6)} /^Rss:/ {rss[name]+=$2} END {for (n in rss) print rss[n], n}' \
   /proc/$pid/smaps | sort -rn | head -8 | sed 's/^/  /'
@@ -98,7 +98,7 @@ until registered; do sleep 0.05; done
 sleep 15
 pids=$(tree $pid)
 echo "processes: $(echo $pids | wc -w) ($(for p in $pids; do cat /proc/$p/comm; done | sort | uniq -c | tr -s ' \n' ' '))"
-echo "RSS: $(( $(sum_kb Rss $pids) / 1024 )) MB  PSS: $(( $(sum_kb Pss $pids) / 1024 )) MB"
+echo "RSS: $(( $(sum_kb Rss $pids) / 1024 )) MiB  PSS: $(( $(sum_kb Pss $pids) / 1024 )) MiB"
 s0=$(switches $pids); sleep 30; s1=$(switches $pids)
 echo "idle 30 s with the window open: $((s1 - s0)) context switches ($(( (s1 - s0) / 30 ))/s)"
 stop_app $pid
@@ -106,4 +106,6 @@ stop_app $pid
 echo "== binary"
 size=$(stat -c %s "$APP")
 strip -o "$WORK/stripped" "$APP"
-echo "release binary: $((size / 1024 / 1024)) MB ($size bytes); stripped: $(( $(stat -c %s "$WORK/stripped") / 1024 / 1024 )) MB"
+# MB as in the target (10^6 bytes), one decimal: whole MiB hid 16.3 MB as "15".
+mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB (%.1f MiB)", b / 1e6, b / 1048576 }'; }
+echo "release binary: $(mb "$size") ($size bytes); stripped: $(mb "$(stat -c %s "$WORK/stripped")")"
