@@ -337,35 +337,13 @@ fn a_missing_database_is_not_backed_up() {
     assert!(!dir.path().join("hapi.db").exists(), "never created");
 }
 
-/// A small tmpfs, unmounted on drop. `None` where mounting is not allowed.
-struct SmallFs(PathBuf);
-
-impl SmallFs {
-    fn mount(at: &Path, size: &str) -> Option<SmallFs> {
-        fs::create_dir_all(at).unwrap();
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(at)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then(|| SmallFs(at.to_owned()))
-    }
-}
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_full_disk_fails_clearly_and_leaves_nothing_that_looks_like_a_backup() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("hapi.db");
     let _store = store_with_rows(dir.path(), 2_000);
     let backups = dir.path().join("small");
-    let Some(_fs) = SmallFs::mount(&backups, "256k") else {
+    let Ok(_fs) = hapi_testkit::SmallDisk::mount(&backups, "256k") else {
         eprintln!("skipped: cannot mount a tmpfs here (needs root)");
         return;
     };

@@ -8,12 +8,15 @@
 //!   protocol, for driver tests and throughput benchmarks.
 //! - [`install_executable`], [`write_executable`]: executables a test puts in
 //!   place and runs at once, without "Text file busy".
+//! - [`SmallDisk`]: a small tmpfs to fill, for full-disk tests.
 #![deny(missing_docs)]
 
 mod anthropic;
+mod disk;
 mod executable;
 mod script;
 
 pub use anthropic::{FakeAnthropic, start_fake_anthropic, start_fake_anthropic_on};
+pub use disk::SmallDisk;
 pub use executable::{install_executable, write_executable};
 pub use script::{Reply, Script, Step, ToolUse};

@@ -1,64 +1,11 @@
 //! A full disk under a running hub: writes fail with `507 disk_full`, nothing
 //! stored before is lost, a wrapper's unacknowledged updates are resent and
 //! stored once, and the hub goes on as soon as there is space again.
-use std::io::Write as _;
-use std::path::PathBuf;
-use std::process::Command;
-
 use hapi_protocol::{HubFrame, SessionUpdate};
+use hapi_testkit::SmallDisk;
 use serde_json::{Value, json};
 
 use crate::support::TestHub;
-
-/// A small tmpfs to fill, unmounted when dropped.
-struct SmallDisk {
-    at: PathBuf,
-    _outer: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    fn mount(size: &str) -> SmallDisk {
-        let outer = tempfile::tempdir().unwrap();
-        let at = outer.path().join("disk");
-        std::fs::create_dir(&at).unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
-            .arg(&at)
-            .output()
-            .expect("mount");
-        assert!(
-            out.status.success(),
-            "this test fills a small tmpfs, and mounting one needs root (CAP_SYS_ADMIN), as on CI: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        SmallDisk { at, _outer: outer }
-    }
-
-    /// Fills the disk to its last byte; returns the file that does it.
-    fn fill(&self) -> PathBuf {
-        let path = self.at.join("filler");
-        let mut file = std::fs::File::create(&path).unwrap();
-        for chunk in [1 << 20, 4096, 1] {
-            let buf = vec![0u8; chunk];
-            loop {
-                match file.write(&buf) {
-                    Ok(n) if n == buf.len() => continue,
-                    Ok(_) => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
-                    Err(e) => panic!("filling {}: {e}", path.display()),
-                }
-            }
-        }
-        path
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        // Lazy: the hub's last file handles may close a moment later.
-        let _ = Command::new("umount").arg("-l").arg(&self.at).status();
-    }
-}
 
 async fn prompt(hub: &TestHub, sid: &str, text: &str) -> reqwest::Response {
     hub.post(&format!("/api/sessions/{sid}/messages"))
@@ -80,8 +27,10 @@ fn mark_of(message: &Value) -> Option<String> {
 
 #[tokio::test]
 async fn a_full_disk_refuses_writes_clearly_and_loses_nothing() {
-    let disk = SmallDisk::mount("8m");
-    let home = tempfile::tempdir_in(&disk.at).unwrap();
+    let outer = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::mount(&outer.path().join("disk"), "8m")
+        .unwrap_or_else(|e| panic!("this test fills a small tmpfs, as on CI: {e}"));
+    let home = tempfile::tempdir_in(disk.path()).unwrap();
     let hub = TestHub::start_in(home).await;
     let created = hub.create_session().await;
     let sid = created.session.id.clone();
