@@ -315,6 +315,22 @@ pub fn agent_texts(messages: &[Value]) -> Vec<String> {
         .collect()
 }
 
+/// A `dbus-daemon` configuration for a test's private session bus listening on
+/// `listen` (a D-Bus address), with **no service activation**: every daemon a
+/// test needs is started by the test. With activation, a client that reaches
+/// the bus before (say) gnome-keyring has taken its name makes dbus-daemon start
+/// a second one, which outlives the session holding the test's stdout and
+/// stderr; a CI run hung on exactly that.
+pub fn session_bus_config(listen: &str) -> String {
+    format!(
+        "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\" \
+         \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n\
+         <busconfig><type>session</type><listen>{listen}</listen><auth>EXTERNAL</auth>\
+         <policy context=\"default\"><allow send_destination=\"*\" eavesdrop=\"true\"/>\
+         <allow eavesdrop=\"true\"/><allow own=\"*\"/></policy></busconfig>\n"
+    )
+}
+
 /// PIDs of this user's live processes whose environment has `name=value`
 /// (e.g. every process started with one test's `HAPI_HOME`). Zombies have no
 /// readable environment and are not listed.

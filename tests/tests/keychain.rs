@@ -21,7 +21,8 @@ use serde_json::Value;
 /// (an empty one never creates the login collection), waits until it owns
 /// `org.freedesktop.secrets`, runs the command, then stops the keyring.
 ///
-/// Waiting matters: the bus has no service activation (see [`BUS_CONFIG`]), so
+/// Waiting matters: the bus has no service activation
+/// ([`hapi_e2e::session_bus_config`]), so
 /// a client that called before the name was taken would get an error instead
 /// of the keyring. The keyring's stderr goes to `$KEYRING_LOG`, never to the
 /// test's pipes, so a daemon that outlives its session cannot keep
@@ -40,25 +41,6 @@ keyring=$(ask GetConnectionUnixProcessID | awk '/uint32/ {print $2}')
 rc=$?
 kill "$keyring" 2>/dev/null
 exit $rc
-"#;
-
-/// The session bus of [`Desk::in_keyring`]: a normal session bus but with no
-/// service directories. With activation, a client that reaches the bus before
-/// the keyring has taken its name makes dbus-daemon start a second
-/// gnome-keyring, which outlives the session holding the test's stdout and
-/// stderr (a CI run hung on exactly that).
-const BUS_CONFIG: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:tmpdir=/tmp</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
 "#;
 
 /// One test's world: HOME with the keyring files, and a `HAPI_HOME`.
@@ -113,7 +95,7 @@ impl Desk {
     fn in_keyring(&self, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Command {
         let config = self.dir.path().join("session-bus.conf");
         if !config.exists() {
-            std::fs::write(&config, BUS_CONFIG).unwrap();
+            std::fs::write(&config, hapi_e2e::session_bus_config("unix:tmpdir=/tmp")).unwrap();
         }
         let mut cmd = Command::new("dbus-run-session");
         cmd.arg(format!("--config-file={}", config.display()))

@@ -138,22 +138,8 @@ impl DesktopEnv {
     }
 
     fn start_bus(&mut self) {
-        // A session bus without service activation: every daemon the test needs
-        // is started by the test, so nothing else (a second keyring, say) can be
-        // started behind its back.
         let config = self.dir.path().join("session-bus.conf");
-        std::fs::write(
-            &config,
-            format!(
-                "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\" \
-                 \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n\
-                 <busconfig><type>session</type><listen>{}</listen><auth>EXTERNAL</auth>\
-                 <policy context=\"default\"><allow send_destination=\"*\" eavesdrop=\"true\"/>\
-                 <allow eavesdrop=\"true\"/><allow own=\"*\"/></policy></busconfig>\n",
-                self.bus
-            ),
-        )
-        .unwrap();
+        std::fs::write(&config, hapi_e2e::session_bus_config(&self.bus)).unwrap();
         let mut cmd = self.base_cmd("dbus-daemon");
         cmd.arg(format!("--config-file={}", config.display()))
             .args(["--nofork", "--nopidfile"])

@@ -134,7 +134,6 @@ async fn a_full_disk_refuses_writes_clearly_and_loses_nothing() {
     assert!(!marks.contains(&refused));
     wrapper.close().await;
     hub.stop().await;
-    drop(disk);
 }
 
 /// The marks of the session's whole history, oldest first.

@@ -152,16 +152,7 @@ impl Wrapper {
     }
 
     pub async fn recv(&mut self) -> HubFrame {
-        loop {
-            let msg = tokio::time::timeout(Duration::from_secs(10), self.ws.next())
-                .await
-                .expect("hub frame timed out")
-                .expect("link closed")
-                .unwrap();
-            if let Message::Text(text) = msg {
-                return serde_json::from_str(&text).unwrap();
-            }
-        }
+        self.next().await.expect("link closed")
     }
 
     /// The next frame, or `None` once the hub has closed the link.
